@@ -1,0 +1,184 @@
+"""How an executor describes itself to the scheduler.
+
+The scheduler's defaults (how many tasks go out in one ``map`` call, how many
+tasks share one work item, how many work items may be in flight) follow from
+a few facts about the engine behind an executor: how many work items it runs
+at once, whether payloads and results cross a process boundary, what one
+invocation costs, and whether results stay in the engine as references.
+
+An executor states these facts by defining ``__daskexec_engine__()``, which
+returns an :class:`EngineInfo`.  Executors that do not (a plain
+``ThreadPoolExecutor`` or ``ProcessPoolExecutor``, a third-party executor)
+are described by :func:`describe`, which knows the stdlib pools and
+otherwise assumes the safe case: out of process, one worker per CPU.
+
+Engines whose results can stay remote implement :class:`ReferenceEngine` and
+return it as ``EngineInfo.references``: then a result consumed only by other
+remote work never travels to the driver.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CAPABILITIES",
+    "EngineInfo",
+    "ReferenceEngine",
+    "describe",
+]
+
+#: Capabilities an engine may declare, with what each one means.  Tests state
+#: the capabilities they require; an unknown name is an error.
+CAPABILITIES: dict[str, str] = {
+    "shared-memory": "tasks run in the driver's process and see its globals",
+    "separate-processes": "tasks run in processes other than the driver's",
+    "survives-worker-death": (
+        "after a worker process dies, the executor reports the loss as an "
+        "engine failure and keeps accepting work (so a retry can succeed)"
+    ),
+    "cancel-running": "work items already running can be stopped on error",
+}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Facts about an executor's engine that the scheduler plans with.
+
+    Parameters
+    ----------
+    workers
+        How many work items the engine runs at the same time.
+    out_of_process
+        Whether payloads and results cross a process boundary: the scheduler
+        then serializes work with cloudpickle (lambdas and closures work) and
+        checks that every task can be serialized before it is sent.
+    call_overhead
+        Seconds one invocation costs beyond the work it carries (a thread
+        hand-off: microseconds; a process pool: about a millisecond; a
+        serverless call: a second).  The scheduler packs more tasks into one
+        work item the higher this is.
+    max_inflight
+        How many work items the scheduler may have submitted and unfinished
+        at once; ``None`` lets the scheduler choose from ``workers``.
+    capabilities
+        Names from :data:`CAPABILITIES` that this engine provides.
+    references
+        An engine whose results stay remote (see :class:`ReferenceEngine`),
+        or ``None`` when results come back to the driver as values.
+    name
+        A short label for reports and error messages.
+    """
+
+    workers: int
+    out_of_process: bool
+    call_overhead: float = 0.0
+    max_inflight: int | None = None
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    references: ReferenceEngine | None = None
+    name: str = "executor"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"EngineInfo.workers must be an int >= 1, got {self.workers!r}")
+        if self.call_overhead < 0:
+            raise ValueError(
+                f"EngineInfo.call_overhead must be >= 0 seconds, got {self.call_overhead!r}"
+            )
+        if self.max_inflight is not None and self.max_inflight < 1:
+            raise ValueError(
+                f"EngineInfo.max_inflight must be >= 1 or None, got {self.max_inflight!r}"
+            )
+        unknown = set(self.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
+            )
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+
+
+@runtime_checkable
+class ReferenceEngine(Protocol):
+    """An engine that keeps results remote and hands the driver references.
+
+    The scheduler runs a work item as ``fn(payload, *inputs)`` where each
+    input is the value behind one reference in ``inputs`` (the engine
+    resolves them where the work runs).  ``fn`` returns a pair
+    ``(status, outputs)``: ``status`` is small and comes back to the driver;
+    ``outputs`` is a sequence of exactly ``n_outputs`` values that stay in the
+    engine, one reference each.
+    """
+
+    def submit_item(
+        self,
+        fn: Callable[..., tuple[Any, Sequence[Any]]],
+        payload: Any,
+        inputs: Sequence[Any],
+        n_outputs: int,
+    ) -> tuple[Future[Any], list[Any]]:
+        """Start one work item; return a future of its status and its output references."""
+        ...
+
+    def fetch(self, refs: Sequence[Any]) -> list[Any]:
+        """Return the values behind ``refs``, in order."""
+        ...
+
+    def put(self, value: Any) -> Any:
+        """Store a driver-side value in the engine and return its reference."""
+        ...
+
+    def release(self, refs: Sequence[Any]) -> None:
+        """Drop the scheduler's hold on ``refs`` so the engine can free them."""
+        ...
+
+
+def describe(executor: concurrent.futures.Executor) -> EngineInfo:
+    """Return the :class:`EngineInfo` of ``executor``.
+
+    An executor that defines ``__daskexec_engine__()`` describes itself.  The
+    stdlib thread and process pools and Dask's synchronous executor are
+    recognised; any other executor is assumed to run out of process with one
+    worker per CPU, which is always safe, if not always fastest.
+    """
+    own = getattr(executor, "__daskexec_engine__", None)
+    if own is not None:
+        info = own()
+        if not isinstance(info, EngineInfo):
+            raise TypeError(
+                f"{type(executor).__name__}.__daskexec_engine__() returned "
+                f"{type(info).__name__}, expected daskexec.EngineInfo"
+            )
+        return info
+    cpus = os.cpu_count() or 1
+    workers = getattr(executor, "_max_workers", None)
+    if not isinstance(workers, int) or workers < 1:
+        workers = cpus
+    if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+        return EngineInfo(
+            workers=workers,
+            out_of_process=False,
+            call_overhead=2e-5,
+            capabilities=frozenset({"shared-memory"}),
+            name="threads",
+        )
+    if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        return EngineInfo(
+            workers=workers,
+            out_of_process=True,
+            call_overhead=1e-3,
+            capabilities=frozenset({"separate-processes"}),
+            name="process-pool",
+        )
+    if type(executor).__name__ == "SynchronousExecutor":
+        return EngineInfo(
+            workers=1,
+            out_of_process=False,
+            capabilities=frozenset({"shared-memory"}),
+            name="synchronous",
+        )
+    return EngineInfo(workers=workers, out_of_process=True, call_overhead=1e-3, name=type(executor).__name__)
