@@ -12,6 +12,14 @@ returns an :class:`EngineInfo`.  Executors that do not (a plain
 are described by :func:`describe`, which knows the stdlib pools and
 otherwise assumes the safe case: out of process, one worker per CPU.
 
+An executor may also define ``submit_many(fn, payloads) -> list[Future]``:
+submit every payload as one engine-level job (one Lithops job, one Ray batch)
+and return one ``concurrent.futures.Future`` per payload, in order.  The
+scheduler then uses it for a batch instead of ``executor.map``, so that it
+sees each work item finish as soon as it does.  Without it, the scheduler
+submits a batch through ``executor.submit`` for the stdlib pools (whose
+``map`` is exactly that) and through ``executor.map`` for other executors.
+
 Engines whose results can stay remote implement :class:`ReferenceEngine` and
 return it as ``EngineInfo.references``: then a result consumed only by other
 remote work never travels to the driver.
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -120,8 +128,15 @@ class ReferenceEngine(Protocol):
         payload: Any,
         inputs: Sequence[Any],
         n_outputs: int,
+        options: Mapping[str, Any],
     ) -> tuple[Future[Any], list[Any]]:
-        """Start one work item; return a future of its status and its output references."""
+        """Start one work item; return a future of its status and its output references.
+
+        ``options`` are engine-specific placement options taken from the
+        tasks' Dask annotations (for Ray: ``num_cpus``, ``resources``, ...);
+        it is empty when the tasks carry none.  Cancelling the returned future
+        must stop the work item if it has not finished.
+        """
         ...
 
     def fetch(self, refs: Sequence[Any]) -> list[Any]:

@@ -1,0 +1,106 @@
+"""Everything the project runs: tests per backend, benchmarks, lint, types, wheels, demo.
+
+One venv per backend session, holding daskexec-core plus that backend's
+adapter, installed from the package folders as a user would install them:
+a dependency an adapter forgets to declare shows up here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+
+CORE = "packages/core"
+# backend name -> adapter package folders it needs besides core
+BACKENDS: dict[str, list[str]] = {
+    "threads": [],
+    "processes": ["packages/adapters/stdlib"],
+    "multiprocessing-pool": ["packages/adapters/stdlib"],
+    "loky": ["packages/adapters/loky"],
+    "ray": ["packages/adapters/ray"],
+    "lithops": ["packages/adapters/lithops"],
+}
+PACKAGES = [CORE, *sorted({p for pkgs in BACKENDS.values() for p in pkgs})]
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "psutil>=5.9"]
+nox.options.sessions = [f"test-{name}" for name in BACKENDS]
+
+
+def _install_backend(session: nox.Session, name: str) -> None:
+    session.install(f"./{CORE}[test]", *[f"./{p}" for p in BACKENDS[name]], *TEST_DEPS)
+
+
+for _name in BACKENDS:
+
+    @nox.session(name=f"test-{_name}", tags=["test"])
+    def _test(session: nox.Session, name: str = _name) -> None:
+        """Run the whole conformance suite on one backend."""
+        _install_backend(session, name)
+        session.run("pytest", f"--backend={name}", *session.posargs)
+
+    @nox.session(name=f"bench-{_name}", tags=["bench"])
+    def _bench(session: nox.Session, name: str = _name) -> None:
+        """Benchmark one backend against its anchors."""
+        _install_backend(session, name)
+        session.install("-r", "benchmarks/requirements.txt")
+        session.run("python", "-m", "benchmarks", f"--backends={name}", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark every backend against every anchor, in one run."""
+    session.install(f"./{CORE}[test]", *[f"./{p}" for p in PACKAGES if p != CORE])
+    session.install("-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on every package's source."""
+    session.install("mypy>=1.10", *[f"./{p}" for p in PACKAGES])
+    session.run("mypy", *[f"{p}/src" for p in PACKAGES])
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build a wheel of every package, install core from its wheel in a fresh venv, run the seed example there."""
+    session.install("build>=1.0", "hatchling>=1.21")
+    out = tempfile.mkdtemp(prefix="daskexec-wheels-")
+    for pkg in PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--no-isolation", "--outdir", out, pkg)
+    wheels = sorted(glob.glob(os.path.join(out, "*.whl")))
+    session.log("built: " + ", ".join(os.path.basename(w) for w in wheels))
+    core_wheel = next(w for w in wheels if os.path.basename(w).startswith("daskexec_core-"))
+    venv = os.path.join(out, "venv")
+    session.run("uv", "venv", "--python", sys.executable, venv, external=True)
+    py = os.path.join(venv, "bin", "python")
+    session.run("uv", "pip", "install", "--python", py, core_wheel, "dask[array]", external=True)
+    for wheel in wheels:
+        if wheel != core_wheel:
+            session.run("uv", "pip", "install", "--python", py, core_wheel, wheel, external=True)
+            dist = os.path.basename(wheel).split("-")[0]
+            module = dist.replace("daskexec_", "daskexec_") if dist != "daskexec_core" else "daskexec"
+            session.run(py, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True)
+    session.run(py, "examples/threadpool_executor.py", external=True)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: the seed example on the default executor."""
+    session.install(f"./{CORE}", "dask[array]")
+    session.run("python", "examples/threadpool_executor.py")
