@@ -1,0 +1,122 @@
+"""Turning what Dask hands a get function into a graph the scheduler can run.
+
+Dask passes an expression, a HighLevelGraph, or a plain dict in the current
+task spec or the legacy tuple form.  ``prepare`` converts it to task-spec
+nodes, keeps only what the requested keys need, checks that every key a task
+depends on exists and that there is no cycle, and computes ``dask.order``
+priorities (lower runs first) for the scheduler's choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dask._task_spec import Alias, DataNode, GraphNode, NestedContainer, convert_legacy_graph
+from dask.core import flatten
+from dask.order import order
+
+from daskexec.errors import GraphCycleError, MissingKeyError
+
+
+@dataclass
+class Graph:
+    """A culled, validated, ordered task graph."""
+
+    nodes: dict[Hashable, GraphNode]
+    dependencies: dict[Hashable, frozenset[Hashable]]
+    dependents: dict[Hashable, list[Hashable]]
+    priority: dict[Hashable, int]
+    outputs: set[Hashable]
+    annotations: dict[Hashable, dict[str, Any]]
+
+
+def is_bookkeeping(node: GraphNode) -> bool:
+    """Whether ``node`` only rearranges data (literal, alias, container of references)."""
+    return isinstance(node, (DataNode, Alias, NestedContainer))
+
+
+def _annotations(dsk: Any) -> dict[Hashable, dict[str, Any]]:
+    get = getattr(dsk, "__dask_annotations__", None)
+    if get is None or isinstance(dsk, Mapping):
+        return {}
+    try:
+        by_name = get()
+    except Exception:  # an expression that cannot report annotations has none
+        return {}
+    per_key: dict[Hashable, dict[str, Any]] = {}
+    for name, values in (by_name or {}).items():
+        if not isinstance(values, Mapping):
+            continue
+        for key, value in values.items():
+            per_key.setdefault(key, {})[name] = value
+    return per_key
+
+
+def prepare(dsk: Any, keys: Any) -> Graph:
+    """Convert, cull, validate and order ``dsk`` for computing ``keys``."""
+    annotations = _annotations(dsk)
+    if not isinstance(dsk, Mapping):
+        dsk = dsk.__dask_graph__()
+    full: dict[Hashable, GraphNode] = convert_legacy_graph(dsk)
+    outputs = set(flatten(keys)) if isinstance(keys, list) else {keys}
+    for key in outputs:
+        if key not in full:
+            raise MissingKeyError(f"requested key {key!r} is not in the graph")
+
+    nodes: dict[Hashable, GraphNode] = {}
+    dependencies: dict[Hashable, frozenset[Hashable]] = {}
+    stack = list(outputs)
+    while stack:
+        key = stack.pop()
+        if key in nodes:
+            continue
+        node = full[key]
+        nodes[key] = node
+        deps = node.dependencies
+        dependencies[key] = deps
+        for dep in deps:
+            if dep not in nodes:
+                if dep not in full:
+                    raise MissingKeyError(
+                        f"task {key!r} depends on key {dep!r}, which is not in the graph"
+                    )
+                stack.append(dep)
+
+    dependents: dict[Hashable, list[Hashable]] = {key: [] for key in nodes}
+    for key, deps in dependencies.items():
+        for dep in deps:
+            dependents[dep].append(key)
+    _check_acyclic(dependencies, dependents)
+    priority = order(nodes, dependencies=dependencies)
+    return Graph(
+        nodes=nodes,
+        dependencies=dependencies,
+        dependents=dependents,
+        priority=priority,  # type: ignore[arg-type]
+        outputs=outputs,
+        annotations={k: v for k, v in annotations.items() if k in nodes},
+    )
+
+
+def _check_acyclic(
+    dependencies: dict[Hashable, frozenset[Hashable]],
+    dependents: dict[Hashable, list[Hashable]],
+) -> None:
+    remaining = {key: len(deps) for key, deps in dependencies.items()}
+    stack = [key for key, n in remaining.items() if n == 0]
+    seen = 0
+    while stack:
+        key = stack.pop()
+        seen += 1
+        for dep in dependents[key]:
+            remaining[dep] -= 1
+            if remaining[dep] == 0:
+                stack.append(dep)
+    if seen != len(dependencies):
+        stuck = sorted((k for k, n in remaining.items() if n > 0), key=str)
+        raise GraphCycleError(
+            f"the graph has a dependency cycle; {len(stuck)} tasks can never run, "
+            f"e.g. {', '.join(map(repr, stuck[:5]))}"
+        )

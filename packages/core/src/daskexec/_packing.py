@@ -1,0 +1,84 @@
+"""How many tasks go into one work item, and which ones.
+
+Every invocation of an executor costs something beyond the work it carries:
+microseconds for a thread hand-off, a millisecond for a process pool, half a
+second for a serverless call.  A work item therefore carries ``p`` tasks of
+one batch, with ``p`` chosen so that the overhead is small against the work
+(``p >= 10 * overhead / task_time``) but never so large that fewer items than
+workers remain to run in parallel.  Task times are measured per group as
+items come back; until a group has been measured, a cheap engine sends it
+one task per item (the first results arrive within microseconds and fix
+``p``) and an expensive engine spreads the batch over its workers.
+
+Then each item is closed over its dependents: the only consumer of a task in
+the item joins it when its every input is produced inside the item or is
+already in hand.  Chains, and the reductions Dask builds over neighbouring
+chunks, then run in one invocation, and their intermediate data never leaves
+the worker.  A task with several consumers keeps them out: they may run in
+parallel elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable
+
+# The driver's own cost of one work item (building it, handling its result).
+DRIVER_ITEM_COST = 5e-5
+# Work an item should carry, as a multiple of its invocation overhead.
+AMORTIZE = 10.0
+# Engines cheaper than this per call are probed with single-task items first.
+CHEAP_CALL = 5e-3
+
+
+def pack_size(ntasks: int, workers: int, overhead: float, task_time: float | None) -> int:
+    """Tasks per work item for a batch of ``ntasks`` tasks."""
+    if ntasks <= 1:
+        return 1
+    overhead = max(overhead, DRIVER_ITEM_COST)
+    spread = math.ceil(ntasks / workers)
+    if task_time is None:
+        return 1 if overhead < CHEAP_CALL else spread
+    amortized = math.ceil(AMORTIZE * overhead / max(task_time, 1e-7))
+    if amortized <= spread:
+        return amortized
+    # Not enough work to both amortize the overhead and use every worker:
+    # use as many items as the work pays for, at most one per worker.
+    worth = max(1, math.floor(ntasks * task_time / overhead))
+    return math.ceil(ntasks / min(worth, workers))
+
+
+def close_over_dependents(
+    members: list[Hashable],
+    dependents: dict[Hashable, list[Hashable]],
+    dependencies: dict[Hashable, frozenset[Hashable]],
+    can_join: Callable[[Hashable], bool],
+    available: Callable[[Hashable], bool],
+    limit: int,
+) -> list[Hashable]:
+    """Add to ``members`` every sole consumer whose inputs are all inside or available.
+
+    ``can_join(key)`` says whether a task may run remotely and is not yet
+    placed; ``available(key)`` whether a key's value is already in hand.
+    Returns the tasks added, at most ``limit``.
+    """
+    inside = set(members)
+    added: list[Hashable] = []
+    frontier: Iterable[Hashable] = members
+    while frontier and len(added) < limit:
+        nxt: list[Hashable] = []
+        for key in frontier:
+            consumers = dependents[key]
+            if len(consumers) != 1:
+                continue
+            dep = consumers[0]
+            if dep in inside or not can_join(dep):
+                continue
+            if all(d in inside or available(d) for d in dependencies[dep]):
+                inside.add(dep)
+                added.append(dep)
+                nxt.append(dep)
+                if len(added) >= limit:
+                    return added
+        frontier = nxt
+    return added

@@ -1,0 +1,638 @@
+"""One compute: the scheduler's state machine.
+
+State
+-----
+Every task of the culled graph is, in turn, *waiting* (inputs missing),
+*ready* (in its group's priority heap), *placed* (inside a work item in
+flight) and *done*.  ``data`` holds the values the driver has (or, with a
+reference engine, the references to them); ``refcount`` counts, per key,
+the consumers that have not finished yet (plus one for an output), and a
+value is dropped the moment its count reaches zero.
+
+Task selection
+--------------
+Ready tasks wait in one heap per *group*: tasks that do the same work (the
+same function, or for a fused task the same layer) and carry the same
+annotations.  While fewer work items than the in-flight limit are out, the
+group holding the most urgent ready task (lowest ``dask.order`` priority)
+goes out as one batch: its most urgent tasks, cut into work items of
+``pack_size`` tasks (see ``_packing``), each closed over the consumers it
+alone feeds.  Bookkeeping nodes (literal data, aliases, and, unless results
+stay remote, containers of references) never go out: the driver runs them
+as soon as their inputs are in.
+
+Failures
+--------
+A task's exception stops the compute: queued work is cancelled, in-process
+items stop at their next task, and the exception is re-raised with its
+remote traceback as ``__cause__`` and a note naming the key.  A work item
+whose future itself fails (the engine lost it) is sent again, up to
+``retries`` times, then :class:`~daskexec.errors.EngineFailure` names it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import heapq
+import queue
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
+from dask.utils import key_split
+
+from daskexec import _packing, _serialize
+from daskexec._graph import Graph, is_bookkeeping
+from daskexec._worker import (
+    Cancelled,
+    ItemResult,
+    TaskFailure,
+    WorkItem,
+    run_encoded_item,
+    run_local_item,
+    run_reference_item,
+)
+from daskexec.engine import EngineInfo
+from daskexec.errors import EngineFailure, RemoteTraceback
+from daskexec.stats import ComputeStats
+
+WAITING, READY, PLACED, DONE = 0, 1, 2, 3
+
+
+@dataclass
+class Settings:
+    """The knobs of one compute, after defaults were filled in from the engine."""
+
+    batch_size: int | None
+    timeout: float
+    pack_size: int | None
+    max_inflight: int
+    retries: int
+    retry_on: tuple[type[BaseException], ...]
+
+
+@dataclass
+class _Sent:
+    """A work item in flight: what it holds, and how to send it again."""
+
+    item: WorkItem
+    keys: list[Hashable]
+    group: Hashable
+    resend: Callable[[], tuple[Future[Any], list[Any]]]
+    refs: list[Any] = field(default_factory=list)
+    attempts: int = 1
+
+
+class Run:
+    """Runs one prepared graph on one executor."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        executor: concurrent.futures.Executor,
+        info: EngineInfo,
+        settings: Settings,
+        callbacks: Sequence[tuple[Any, ...]],
+        stats: ComputeStats,
+    ) -> None:
+        self.g = graph
+        self.executor = executor
+        self.info = info
+        self.settings = settings
+        self.stats = stats
+        self.refs = info.references
+        self.cancel = threading.Event()
+        self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.inflight: dict[Future[Any], _Sent] = {}
+
+        self.pretask = [cb[2] for cb in callbacks if cb[2]]
+        self.posttask = [cb[3] for cb in callbacks if cb[3]]
+        self.track = bool(callbacks)
+        self.export_all = bool(self.posttask)
+
+        nodes = graph.nodes
+        self.local: set[Hashable] = {
+            k
+            for k, node in nodes.items()
+            if (isinstance(node, (DataNode, Alias)) if self.refs else is_bookkeeping(node))
+        }
+        self.status: dict[Hashable, int] = dict.fromkeys(nodes, WAITING)
+        self.missing: dict[Hashable, int] = {k: len(d) for k, d in graph.dependencies.items()}
+        self.refcount: dict[Hashable, int] = {k: len(v) for k, v in graph.dependents.items()}
+        for k in graph.outputs:
+            self.refcount[k] += 1
+        self.data: dict[Hashable, Any] = {}
+        self.is_ref: set[Hashable] = set()
+        self.heaps: dict[Hashable, list[tuple[int, Hashable]]] = {}
+        self.group_left: dict[Hashable, int] = {}
+        self.group_since: dict[Hashable, float] = {}
+        self.task_time: dict[Hashable, float] = {}
+        self.n_ready = 0
+        self.done = 0
+        self.state: dict[str, Any] = self._dask_state() if self.track else {}
+
+    # ------------------------------------------------------------------ state
+
+    def _dask_state(self) -> dict[str, Any]:
+        """The state dict Dask's callbacks read (ProgressBar counts its sets)."""
+        return {
+            "cache": self.data,
+            "dependencies": {k: set(v) for k, v in self.g.dependencies.items()},
+            "dependents": {k: set(v) for k, v in self.g.dependents.items()},
+            "waiting": {k: set(v) for k, v in self.g.dependencies.items() if v},
+            "waiting_data": {k: set(v) for k, v in self.g.dependents.items() if v},
+            "ready": [],
+            "running": set(),
+            "finished": set(),
+            "released": set(),
+        }
+
+    def _group(self, key: Hashable) -> Hashable:
+        node = self.g.nodes[key]
+        if isinstance(node, Task) and node.func is not _execute_subgraph:
+            func = node.func
+            try:
+                hash(func)
+                base: Hashable = ("func", func)
+            except TypeError:
+                base = ("func", id(func))
+        else:
+            base = ("layer", key_split(key))
+        ann = self.g.annotations.get(key)
+        if ann:
+            return (base, repr(sorted(ann.items())))
+        return base
+
+    # -------------------------------------------------------------- main loop
+
+    def execute(self) -> dict[Hashable, Any]:
+        """Run the graph; return the values of the output keys."""
+        groups: dict[Hashable, Hashable] = {}
+        for key in self.g.nodes:
+            if key not in self.local:
+                grp = self._group(key)
+                groups[key] = grp
+                self.group_left[grp] = self.group_left.get(grp, 0) + 1
+        self.groups = groups
+        start = [k for k, n in self.missing.items() if n == 0]
+        start.sort(key=self.g.priority.__getitem__)
+        self._make_ready(start)
+        total = len(self.g.nodes)
+        while self.done < total:
+            wait = self._dispatch()
+            if not self.inflight:
+                if self.done < total and not self.n_ready:
+                    raise RuntimeError("daskexec: no task can run; the graph is inconsistent")
+                continue
+            try:
+                fut = self.completed.get(timeout=wait)
+            except queue.Empty:
+                continue
+            self._complete(fut)
+            while True:
+                try:
+                    fut = self.completed.get_nowait()
+                except queue.Empty:
+                    break
+                self._complete(fut)
+        outputs = {k: self.data[k] for k in self.g.outputs}
+        refs = [k for k in outputs if k in self.is_ref]
+        if refs and self.refs is not None:
+            values = self.refs.fetch([outputs[k] for k in refs])
+            self.stats.fetched += len(values)
+            outputs.update(zip(refs, values))
+        return outputs
+
+    def abort(self) -> None:
+        """Stop everything still queued or running (error or interrupt)."""
+        self.cancel.set()
+        for fut in list(self.inflight):
+            fut.cancel()
+        self.inflight.clear()
+
+    # ---------------------------------------------------------------- readiness
+
+    def _make_ready(self, keys: list[Hashable]) -> None:
+        """Run ready bookkeeping nodes now (and what they release); queue the rest."""
+        stack = list(reversed(keys))
+        prio = self.g.priority
+        while stack:
+            key = stack.pop()
+            if key in self.local:
+                finished = self._run_local(key)
+                for nxt in reversed(finished):
+                    stack.append(nxt)
+                continue
+            self.status[key] = READY
+            grp = self.groups[key]
+            heap = self.heaps.get(grp)
+            if heap is None:
+                heap = self.heaps[grp] = []
+                self.group_since[grp] = time.monotonic()
+            heapq.heappush(heap, (prio[key], key))
+            self.group_left[grp] -= 1
+            self.n_ready += 1
+            if self.track:
+                self.state["ready"].append(key)
+
+    def _run_local(self, key: Hashable) -> list[Hashable]:
+        node = self.g.nodes[key]
+        for f in self.pretask:
+            f(key, self.g.nodes, self.state)
+        if isinstance(node, Alias):
+            value = self.data[node.target]
+            if node.target in self.is_ref:
+                self.is_ref.add(key)
+        elif isinstance(node, DataNode):
+            value = node.value
+        else:
+            inputs = {d: self._value(d) for d in node.dependencies}
+            try:
+                value = node(inputs)
+            except Exception as exc:
+                import traceback
+
+                self._raise_task_error(TaskFailure(key, exc, traceback.format_exc()))
+        self.data[key] = value
+        self.stats.local_tasks += 1
+        for f in self.posttask:
+            f(key, self._value(key), self.g.nodes, self.state, "driver")
+        return self._finish([key], set())
+
+    def _value(self, key: Hashable) -> Any:
+        value = self.data[key]
+        if key in self.is_ref and self.refs is not None:
+            self.stats.fetched += 1
+            return self.refs.fetch([value])[0]
+        return value
+
+    def _finish(self, keys: list[Hashable], inside: set[Hashable]) -> list[Hashable]:
+        """Mark ``keys`` done; release inputs no longer needed; return newly ready keys."""
+        ready: list[Hashable] = []
+        deps_of = self.g.dependencies
+        dependents = self.g.dependents
+        missing = self.missing
+        refcount = self.refcount
+        track = self.track
+        for key in keys:
+            self.status[key] = DONE
+            self.done += 1
+            if track:
+                self.state["finished"].add(key)
+                self.state["running"].discard(key)
+                self.state["waiting"].pop(key, None)
+            for dep in dependents[key]:
+                if dep in inside:
+                    continue
+                missing[dep] -= 1
+                if missing[dep] == 0:
+                    ready.append(dep)
+            for dep in deps_of[key]:
+                refcount[dep] -= 1
+                if refcount[dep] == 0:
+                    self._release(dep)
+            if refcount[key] == 0:
+                self._release(key)
+        if len(ready) > 1:
+            ready.sort(key=self.g.priority.__getitem__)
+        return ready
+
+    def _release(self, key: Hashable) -> None:
+        value = self.data.pop(key, None)
+        if key in self.is_ref:
+            self.is_ref.discard(key)
+            if self.refs is not None and value is not None:
+                self.refs.release([value])
+        if self.track:
+            self.state["released"].add(key)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self) -> float | None:
+        """Send batches while there is room; return how long a held batch may wait."""
+        s = self.settings
+        hold_until: float | None = None
+        while self.n_ready and len(self.inflight) < s.max_inflight:
+            now = time.monotonic()
+            best: tuple[int, Hashable] | None = None
+            for grp, heap in self.heaps.items():
+                if not heap:
+                    continue
+                if s.timeout > 0 and self._held(grp, len(heap), now):
+                    until = self.group_since[grp] + s.timeout
+                    hold_until = until if hold_until is None else min(hold_until, until)
+                    continue
+                if best is None or heap[0][0] < best[0]:
+                    best = (heap[0][0], grp)
+            if best is None:
+                break
+            self._send_batch(best[1])
+        if hold_until is None:
+            return None
+        return max(0.0, hold_until - time.monotonic())
+
+    def _held(self, grp: Hashable, n: int, now: float) -> bool:
+        """Whether a partial batch should wait for more tasks of its group."""
+        s = self.settings
+        if s.batch_size is not None and n >= s.batch_size:
+            return False
+        if not self.group_left.get(grp) or not self.inflight:
+            return False
+        return now < self.group_since[grp] + s.timeout
+
+    def _send_batch(self, grp: Hashable) -> None:
+        s = self.settings
+        heap = self.heaps[grp]
+        slots = s.max_inflight - len(self.inflight)
+        ntasks = len(heap)
+        if s.batch_size is not None:
+            ntasks = min(ntasks, s.batch_size)
+        p = s.pack_size or _packing.pack_size(
+            ntasks, self.info.workers, self.info.call_overhead, self.task_time.get(grp)
+        )
+        ntasks = min(ntasks, p * slots)
+        members = [heapq.heappop(heap)[1] for _ in range(ntasks)]
+        self.n_ready -= ntasks
+        if heap:
+            self.group_since[grp] = time.monotonic()
+        else:
+            del self.heaps[grp]
+        items = [self._build_item(members[i : i + p]) for i in range(0, ntasks, p)]
+        self._submit(grp, items)
+
+    def _can_join(self, key: Hashable) -> bool:
+        return self.status[key] == WAITING and key not in self.local
+
+    def _available(self, key: Hashable) -> bool:
+        return self.status[key] == DONE
+
+    def _build_item(self, members: list[Hashable]) -> tuple[WorkItem, list[Hashable]]:
+        g = self.g
+        extra = _packing.close_over_dependents(
+            members, g.dependents, g.dependencies, self._can_join, self._available, 1_000_000
+        )
+        keys = members + extra
+        if extra:
+            keys.sort(key=g.priority.__getitem__)
+        inside = set(keys)
+        inputs: dict[Hashable, Any] = {}
+        ref_keys: list[Hashable] = []
+        for key in keys:
+            self.status[key] = PLACED
+            for dep in g.dependencies[key]:
+                if dep in inside or dep in inputs or dep in ref_keys:
+                    continue
+                if dep in self.is_ref:
+                    ref_keys.append(dep)
+                else:
+                    inputs[dep] = self.data[dep]
+        exports: list[Hashable] = []
+        last_use: dict[Hashable, int] = {}
+        for i, key in enumerate(keys):
+            for dep in g.dependencies[key]:
+                if dep in inside:
+                    last_use[dep] = i
+            if (
+                self.export_all
+                or key in g.outputs
+                or any(d not in inside for d in g.dependents[key])
+            ):
+                exports.append(key)
+        free_after: list[tuple[Hashable, ...]] = []
+        if last_use:
+            exported = set(exports)
+            frees: list[list[Hashable]] = [[] for _ in keys]
+            for dep, i in last_use.items():
+                if dep not in exported:
+                    frees[i].append(dep)
+            free_after = [tuple(f) for f in frees]
+        item = WorkItem(
+            tasks=[g.nodes[k] for k in keys],
+            inputs=inputs,
+            exports=exports,
+            free_after=free_after,
+            ref_keys=ref_keys,
+        )
+        return item, keys
+
+    # ------------------------------------------------------------------- submit
+
+    def _submit(self, grp: Hashable, items: list[tuple[WorkItem, list[Hashable]]]) -> None:
+        st = self.stats
+        st.map_calls += 1
+        st.work_items += len(items)
+        st.invocations += len(items)
+        for _, keys in items:
+            st.remote_tasks += len(keys)
+            if self.pretask or self.track:
+                for key in keys:
+                    if self.track:
+                        self.state["running"].add(key)
+                    for f in self.pretask:
+                        f(key, self.g.nodes, self.state)
+        if self.track:
+            self.state["ready"] = [k for h in self.heaps.values() for _, k in h]
+        sends = self._senders(grp, items)
+        for (item, keys), send in zip(items, sends):
+            fut, refs = send()
+            sent = _Sent(item=item, keys=keys, group=grp, resend=send, refs=refs)
+            self.inflight[fut] = sent
+            fut.add_done_callback(self.completed.put)
+        st.max_inflight = max(st.max_inflight, len(self.inflight))
+
+    def _senders(
+        self, grp: Hashable, items: list[tuple[WorkItem, list[Hashable]]]
+    ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
+        """One callable per item that submits it (again, on retry)."""
+        info = self.info
+        if not info.out_of_process:
+            payloads: list[Any] = [(item, self.cancel) for item, _ in items]
+            return self._batch_senders(run_local_item, payloads)
+        encoder = _serialize.BatchEncoder()
+        blobs = [self._encode(encoder, item, keys) for item, keys in items]
+        shared = encoder.shared()
+        if self.refs is not None:
+            refs = self.refs
+            options = dict(self.g.annotations.get(items[0][1][0], {}))
+
+            def ref_sender(
+                item: WorkItem, blob: bytes
+            ) -> Callable[[], tuple[Future[Any], list[Any]]]:
+                inputs = [self.data[k] for k in item.ref_keys]
+                n = len(item.exports)
+                return lambda: refs.submit_item(
+                    run_reference_item, (shared, blob), inputs, n, options
+                )
+
+            return [ref_sender(item, blob) for (item, _), blob in zip(items, blobs)]
+        return self._batch_senders(run_encoded_item, [(shared, b) for b in blobs])
+
+    def _batch_senders(
+        self, fn: Callable[[Any], ItemResult], payloads: list[Any]
+    ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
+        futures = self._submit_many(fn, payloads)
+        senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
+        for fut, payload in zip(futures, payloads):
+            first: list[Future[Any] | None] = [fut]
+
+            def send(
+                payload: Any = payload, first: list[Future[Any] | None] = first
+            ) -> tuple[Future[Any], list[Any]]:
+                if first[0] is not None:
+                    f, first[0] = first[0], None
+                    return f, []
+                return self._guarded_submit(lambda: [self.executor.submit(fn, payload)])[0], []
+
+            senders.append(send)
+        return senders
+
+    def _submit_many(self, fn: Callable[[Any], ItemResult], payloads: list[Any]) -> list[Future[Any]]:
+        ex = self.executor
+        many = getattr(ex, "submit_many", None)
+        if many is not None:
+            return self._guarded_submit(lambda: list(many(fn, payloads)))
+        if type(ex).map is concurrent.futures.Executor.map:
+            return self._guarded_submit(lambda: [ex.submit(fn, p) for p in payloads])
+        return self._guarded_submit(lambda: _map_as_futures(ex, fn, payloads))
+
+    def _guarded_submit(self, submit: Callable[[], list[Future[Any]]]) -> list[Future[Any]]:
+        try:
+            return submit()
+        except RuntimeError as exc:
+            if "shutdown" in str(exc) or "shut down" in str(exc):
+                raise RuntimeError(
+                    f"daskexec: the {self.info.name} executor has been shut down; "
+                    "pass an executor that is still running"
+                ) from exc
+            raise
+
+    def _encode(self, encoder: _serialize.BatchEncoder, item: WorkItem, keys: list[Hashable]) -> bytes:
+        try:
+            return encoder.encode(item)
+        except Exception as exc:
+            culprit = keys[0]
+            for key, task in zip(keys, item.tasks):
+                try:
+                    _serialize.dumps(task)
+                except Exception:
+                    culprit = key
+                    break
+            raise TypeError(
+                f"daskexec: task {culprit!r} cannot be serialized to run on the "
+                f"{self.info.name} engine, which runs tasks in other processes "
+                f"({type(exc).__name__}: {exc}); make its function and arguments "
+                "picklable, or use an in-process executor such as ThreadPoolExecutor"
+            ) from exc
+
+    # ----------------------------------------------------------------- complete
+
+    def _complete(self, fut: Future[Any]) -> None:
+        sent = self.inflight.pop(fut, None)
+        if sent is None:
+            return
+        try:
+            result: ItemResult = fut.result()
+        except concurrent.futures.CancelledError as exc:
+            self._engine_failure(sent, exc)
+            return
+        except Exception as exc:
+            self._engine_failure(sent, exc)
+            return
+        failure = result.failure
+        if failure is not None:
+            if isinstance(failure.exception, Cancelled):
+                return
+            if (
+                self.settings.retry_on
+                and isinstance(failure.exception, self.settings.retry_on)
+                and sent.attempts <= self.settings.retries
+            ):
+                self._resend(sent)
+                return
+            self._raise_task_error(failure)
+        if result.tasks_run:
+            per_task = result.seconds / result.tasks_run
+            old = self.task_time.get(sent.group)
+            self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
+        exports = sent.item.exports
+        if self.refs is not None:
+            self.data.update(zip(exports, sent.refs))
+            self.is_ref.update(exports)
+        else:
+            assert result.values is not None
+            self.data.update(zip(exports, result.values))
+        if self.posttask:
+            for key in sent.keys:
+                value = self._value(key)
+                for f in self.posttask:
+                    f(key, value, self.g.nodes, self.state, self.info.name)
+        ready = self._finish(sent.keys, set(sent.keys))
+        if ready:
+            self._make_ready(ready)
+
+    def _engine_failure(self, sent: _Sent, exc: BaseException) -> None:
+        self.stats.engine_failures += 1
+        if sent.attempts > self.settings.retries:
+            keys = sent.keys
+            shown = ", ".join(map(repr, keys[:5])) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            raise EngineFailure(
+                f"daskexec: the {self.info.name} engine lost the work item holding task "
+                f"{shown} {sent.attempts} times ({type(exc).__name__}: {exc}); "
+                f"gave up after {self.settings.retries} retries. A worker may have crashed "
+                "(out of memory, os._exit, a killed node) or timed out; raise retries= or "
+                "fix the cause"
+            ) from exc
+        self._resend(sent)
+
+    def _resend(self, sent: _Sent) -> None:
+        sent.attempts += 1
+        self.stats.retries += 1
+        self.stats.invocations += 1
+        fut, refs = sent.resend()
+        sent.refs = refs
+        self.inflight[fut] = sent
+        fut.add_done_callback(self.completed.put)
+
+    def _raise_task_error(self, failure: TaskFailure) -> None:
+        exc = failure.exception
+        note = f"daskexec: task {failure.key!r} failed on the {self.info.name} engine"
+        notes = getattr(exc, "__notes__", None)
+        if isinstance(notes, list):
+            notes.append(note)
+        else:
+            try:
+                exc.__notes__ = [note]
+            except Exception:
+                pass
+        try:
+            exc.dask_key = failure.key  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        if failure.traceback:
+            raise exc from RemoteTraceback(failure.traceback)
+        raise exc
+
+
+def _map_as_futures(
+    executor: concurrent.futures.Executor, fn: Callable[[Any], Any], payloads: list[Any]
+) -> list[Future[Any]]:
+    """Futures for ``executor.map``, for executors whose ``map`` is their batch path."""
+    futures: list[Future[Any]] = [Future() for _ in payloads]
+    results = executor.map(fn, payloads)
+
+    def drain() -> None:
+        i = 0
+        try:
+            for i, value in enumerate(results):  # noqa: B007
+                futures[i].set_result(value)
+        except BaseException as exc:
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+
+    threading.Thread(target=drain, name="daskexec-map-drain", daemon=True).start()
+    return futures

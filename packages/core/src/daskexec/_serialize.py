@@ -1,0 +1,98 @@
+"""Serialization of work items: a batch's shared functions travel once.
+
+The tasks of a batch mostly call the same few functions (the same Dask layer,
+the same delayed function).  Pickling each work item on its own would
+serialize those functions, with everything their closures hold, once per
+item.  Instead a :class:`BatchEncoder` pickles every item with a persistent
+id for each function, collects the functions in one table, and pickles that
+table once; every item of the batch carries the same table bytes, and a
+worker unpickles a table once and keeps it for the next items of the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import pickle
+import threading
+import types
+from collections import OrderedDict
+from typing import Any
+
+import cloudpickle
+
+_SHARED_TYPES = (types.FunctionType, functools.partial)
+
+
+def dumps(obj: Any) -> bytes:
+    """cloudpickle ``obj`` with the highest protocol."""
+    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _ItemPickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, table: list[Any], index: dict[int, int]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._table = table
+        self._index = index
+
+    def persistent_id(self, obj: Any) -> int | None:  # type: ignore[override]
+        if type(obj) in _SHARED_TYPES:
+            i = self._index.get(id(obj))
+            if i is None:
+                i = len(self._table)
+                self._index[id(obj)] = i
+                self._table.append(obj)
+            return i
+        return None
+
+
+class BatchEncoder:
+    """Pickle the items of one batch, sharing their functions through one table."""
+
+    def __init__(self) -> None:
+        self._table: list[Any] = []
+        self._index: dict[int, int] = {}
+
+    def encode(self, item: Any) -> bytes:
+        """Pickle ``item``; its functions go to the shared table instead."""
+        buf = io.BytesIO()
+        _ItemPickler(buf, self._table, self._index).dump(item)
+        return buf.getvalue()
+
+    def shared(self) -> bytes:
+        """The pickled table of functions, to send with every item of the batch."""
+        return dumps(self._table)
+
+
+class _ItemUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, table: list[Any]) -> None:
+        super().__init__(file)
+        self._table = table
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._table[pid]
+
+
+_tables: OrderedDict[bytes, list[Any]] = OrderedDict()
+_tables_lock = threading.Lock()
+
+
+def _table(shared: bytes) -> list[Any]:
+    digest = hashlib.blake2b(shared, digest_size=16).digest()
+    with _tables_lock:
+        table = _tables.get(digest)
+        if table is not None:
+            _tables.move_to_end(digest)
+            return table
+    table = pickle.loads(shared)
+    with _tables_lock:
+        _tables[digest] = table
+        while len(_tables) > 16:
+            _tables.popitem(last=False)
+    return table
+
+
+def loads_item(shared: bytes, blob: bytes) -> Any:
+    """Inverse of :meth:`BatchEncoder.encode` given the batch's shared table."""
+    return _ItemUnpickler(io.BytesIO(blob), _table(shared)).load()

@@ -1,0 +1,43 @@
+"""Exceptions the scheduler raises for problems that are not a task's own error."""
+
+from __future__ import annotations
+
+from concurrent.futures import BrokenExecutor
+
+__all__ = ["EngineFailure", "GraphCycleError", "MissingKeyError", "RemoteTraceback"]
+
+
+class EngineFailure(BrokenExecutor):
+    """The engine lost a work item more often than ``retries`` allows.
+
+    Raised for failures of the executor, not of a task: a worker process
+    that died, a cloud function that timed out, a lost node.  The message
+    names the tasks of the lost work item; ``__cause__`` is the engine's last
+    exception.
+    """
+
+
+class MissingKeyError(KeyError):
+    """A requested key, or a key a task depends on, is not in the graph."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class GraphCycleError(ValueError):
+    """The graph has a dependency cycle, so no order can run it."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of a task's exception, as formatted where the task ran.
+
+    Attached as the ``__cause__`` of a task's re-raised exception, so that the
+    report shows where the task failed on the worker.
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb

@@ -1,0 +1,255 @@
+"""The public scheduler: a Dask get function over any ``concurrent.futures.Executor``.
+
+Three ways to use it, all the same machinery::
+
+    s = ExecutorScheduler(executor)
+    x.compute(scheduler=s)
+    with dask.config.set(scheduler=s): ...
+    y.compute(scheduler=executor_scheduler, executor=ex, batch_size=10)   # the seed's form
+
+The executor is described once per compute (``daskexec.describe``), and the
+batch size, pack size, wait and in-flight limit not given follow from that
+description, so that a thread pool, a process pool and a serverless engine
+each get sensible defaults without tuning.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from dask.callbacks import local_callbacks, unpack_callbacks
+
+from daskexec import _graph
+from daskexec._run import Run, Settings
+from daskexec.backends import create_executor
+from daskexec.engine import EngineInfo, describe
+from daskexec.stats import ComputeStats, _record
+
+__all__ = ["ExecutorScheduler", "executor_scheduler"]
+
+ExecutorLike = concurrent.futures.Executor | str | None
+
+
+def _check_executor(executor: object) -> None:
+    if executor is None or isinstance(executor, str):
+        return
+    if not isinstance(executor, concurrent.futures.Executor):
+        raise TypeError(
+            "daskexec: executor must be a concurrent.futures.Executor (or a backend name "
+            f"such as 'threads'), got {type(executor).__name__}: {executor!r}"
+        )
+    if getattr(executor, "_shutdown", False) is True or getattr(
+        executor, "_shutdown_thread", False
+    ) is True:
+        raise RuntimeError(
+            f"daskexec: the {type(executor).__name__} passed as executor has been shut down; "
+            "pass an executor that is still running"
+        )
+
+
+def _check_options(
+    batch_size: int | None,
+    timeout: float | None,
+    pack_size: int | None,
+    max_inflight: int | None,
+    retries: int,
+) -> None:
+    for name, value in (("batch_size", batch_size), ("pack_size", pack_size), ("max_inflight", max_inflight)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"daskexec: {name} must be an integer >= 1 or None, got {value!r}")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"daskexec: timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"daskexec: retries must be an integer >= 0, got {retries!r}")
+
+
+class ExecutorScheduler:
+    """A Dask scheduler that runs graphs on a ``concurrent.futures.Executor``.
+
+    Parameters
+    ----------
+    executor
+        The executor to run tasks on; a backend name (``"threads"``,
+        ``"processes"``, ``"loky"``, ``"ray"``, ``"lithops"``: see
+        :func:`daskexec.available_backends`); or ``None`` for a
+        ``ThreadPoolExecutor`` with one thread per CPU.  An executor passed in
+        is never shut down by the scheduler; one it makes (from ``None`` or a
+        name) is shut down at the end of every compute, also on error and on
+        ``KeyboardInterrupt``.
+    batch_size
+        The most tasks sent in one ``executor.map`` call.  Default: no limit
+        beyond the in-flight limit.
+    timeout
+        Seconds a partial batch may wait for more ready tasks of its kind
+        while other work is in flight.  Default: 0 for cheap engines, a
+        fraction of the call overhead for expensive ones.
+    pack_size
+        Tasks per work item (before chains and reductions fed only by the
+        item join it).  Default: chosen per batch from the engine's call
+        overhead and measured task times.
+    max_inflight
+        The most work items submitted and unfinished at once.  Default: the
+        engine's ``max_inflight``, else twice its workers.
+    retries
+        How often a work item the engine lost (dead worker, timeout, lost
+        node) is sent again before :class:`~daskexec.errors.EngineFailure`.
+    retry_on
+        Task exception types that are retried like engine failures (none by
+        default: a task's own error fails the compute at once).
+
+    Attributes
+    ----------
+    last_stats
+        :class:`~daskexec.stats.ComputeStats` of the latest compute, or None.
+    """
+
+    def __init__(
+        self,
+        executor: ExecutorLike = None,
+        *,
+        batch_size: int | None = None,
+        timeout: float | None = None,
+        pack_size: int | None = None,
+        max_inflight: int | None = None,
+        retries: int = 2,
+        retry_on: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        _check_executor(executor)
+        _check_options(batch_size, timeout, pack_size, max_inflight, retries)
+        self.executor = executor
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.pack_size = pack_size
+        self.max_inflight = max_inflight
+        self.retries = retries
+        self.retry_on = tuple(retry_on)
+        self.last_stats: ComputeStats | None = None
+
+    def __repr__(self) -> str:
+        return f"ExecutorScheduler({self.executor!r})"
+
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Compute ``keys`` of graph ``dsk``: the Dask get-function protocol."""
+        return self.get(dsk, keys, **kwargs)
+
+    def get(
+        self,
+        dsk: Any,
+        keys: Any,
+        *,
+        callbacks: Any = None,
+        executor: ExecutorLike = None,
+        batch_size: int | None = None,
+        timeout: float | None = None,
+        pack_size: int | None = None,
+        max_inflight: int | None = None,
+        retries: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Compute ``keys`` of ``dsk``; keyword arguments override this scheduler's settings."""
+        start = time.perf_counter()
+        ex_arg = self.executor if executor is None else executor
+        _check_executor(ex_arg)
+        batch_size = self.batch_size if batch_size is None else batch_size
+        timeout = self.timeout if timeout is None else timeout
+        pack_size = self.pack_size if pack_size is None else pack_size
+        max_inflight = self.max_inflight if max_inflight is None else max_inflight
+        retries = self.retries if retries is None else retries
+        _check_options(batch_size, timeout, pack_size, max_inflight, retries)
+
+        graph = _graph.prepare(dsk, keys)
+        owned = not isinstance(ex_arg, concurrent.futures.Executor)
+        ex = _make_executor(ex_arg)
+        stats = ComputeStats()
+        run: Run | None = None
+        try:
+            info = describe(ex)
+            stats.engine = info.name
+            settings = Settings(
+                batch_size=batch_size,
+                timeout=_default_timeout(info) if timeout is None else float(timeout),
+                pack_size=pack_size,
+                max_inflight=max_inflight or info.max_inflight or max(2 * info.workers, 4),
+                retries=retries,
+                retry_on=self.retry_on,
+            )
+            with local_callbacks(callbacks) as cbs:
+                start_cbs, start_state_cbs, pretask, posttask, finish_cbs = unpack_callbacks(cbs)
+                started: list[Any] = []
+                errored = True
+                run = Run(graph, ex, info, settings, _callback_tuples(cbs), stats)
+                try:
+                    for cb in cbs:
+                        if cb[0]:
+                            cb[0](graph.nodes)
+                        started.append(cb)
+                    for f in start_state_cbs:
+                        f(graph.nodes, run.state)
+                    values = run.execute()
+                    errored = False
+                finally:
+                    for cb in started:
+                        if cb[4]:
+                            cb[4](graph.nodes, run.state, errored)
+        except BaseException:
+            if run is not None:
+                run.abort()
+            raise
+        finally:
+            if owned:
+                ex.shutdown(wait=True, cancel_futures=True)
+            stats.tasks = stats.remote_tasks + stats.local_tasks
+            stats.seconds = time.perf_counter() - start
+            self.last_stats = stats
+            _record(stats)
+        return _nested(keys, values)
+
+
+def _callback_tuples(cbs: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(cb) for cb in cbs]
+
+
+def _default_timeout(info: EngineInfo) -> float:
+    if info.call_overhead < 0.01:
+        return 0.0
+    return min(0.1, info.call_overhead / 5)
+
+
+def _make_executor(executor: ExecutorLike) -> concurrent.futures.Executor:
+    if executor is None:
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 1, thread_name_prefix="daskexec"
+        )
+    if isinstance(executor, str):
+        return create_executor(executor)
+    return executor
+
+
+def _nested(keys: Any, values: Mapping[Hashable, Any]) -> Any:
+    if isinstance(keys, list):
+        return tuple(_nested(k, values) for k in keys)
+    return values[keys]
+
+
+def executor_scheduler(
+    dsk: Any,
+    keys: Any,
+    executor: ExecutorLike = None,
+    batch_size: int | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """The seed's get function: ``y.compute(scheduler=executor_scheduler, executor=ex, batch_size=10)``.
+
+    Accepts every keyword of :class:`ExecutorScheduler`; see there.
+    """
+    options = {k: kwargs.pop(k) for k in ("pack_size", "max_inflight", "retries") if k in kwargs}
+    retry_on = kwargs.pop("retry_on", ())
+    scheduler = ExecutorScheduler(
+        executor, batch_size=batch_size, timeout=timeout, retry_on=retry_on, **options
+    )
+    return scheduler.get(dsk, keys, **kwargs)

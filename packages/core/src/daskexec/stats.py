@@ -1,0 +1,104 @@
+"""What one compute did: counters for tests (batching, packing) and for tuning."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["ComputeStats", "collect_stats"]
+
+
+@dataclass
+class ComputeStats:
+    """Counters of one compute.
+
+    Attributes
+    ----------
+    tasks
+        Nodes in the graph that were run (remote plus local).
+    remote_tasks
+        Tasks run on the executor.
+    local_tasks
+        Bookkeeping nodes (aliases, literal data, containers) run in the driver.
+    map_calls
+        Batches sent: calls of ``executor.map`` (or of ``submit_many``, or one
+        round of ``submit`` for the stdlib pools).
+    work_items
+        Work items sent, first attempts only; each holds one or more tasks.
+    invocations
+        Executor invocations, retries included: what an engine that charges
+        per call (a cloud function) bills.
+    retries
+        Work items sent again after an engine failure (or a task exception
+        the caller asked to retry).
+    engine_failures
+        Work items the engine lost (a dead worker, a timeout).
+    max_inflight
+        The most work items in flight at once.
+    fetched
+        Values fetched from a reference engine into the driver.
+    seconds
+        Wall time of the compute, graph preparation included.
+    engine
+        The engine's name.
+    """
+
+    tasks: int = 0
+    remote_tasks: int = 0
+    local_tasks: int = 0
+    map_calls: int = 0
+    work_items: int = 0
+    invocations: int = 0
+    retries: int = 0
+    engine_failures: int = 0
+    max_inflight: int = 0
+    fetched: int = 0
+    seconds: float = 0.0
+    engine: str = ""
+
+    @property
+    def tasks_per_item(self) -> float:
+        """Mean number of tasks a work item carried."""
+        return self.remote_tasks / self.work_items if self.work_items else 0.0
+
+    def summary(self) -> str:
+        """One line for logs and examples."""
+        return (
+            f"{self.tasks} tasks ({self.remote_tasks} remote, {self.local_tasks} local) "
+            f"in {self.work_items} work items over {self.map_calls} map calls, "
+            f"{self.invocations} invocations, {self.retries} retries, "
+            f"{self.seconds:.3f}s on {self.engine}"
+        )
+
+
+@dataclass
+class _Collector:
+    stats: list[ComputeStats] = field(default_factory=list)
+
+
+_active = threading.local()
+
+
+@contextlib.contextmanager
+def collect_stats() -> Iterator[list[ComputeStats]]:
+    """Collect the :class:`ComputeStats` of every compute run in this thread.
+
+    >>> with collect_stats() as runs:            # doctest: +SKIP
+    ...     y.compute(scheduler=executor_scheduler)
+    >>> runs[-1].work_items                      # doctest: +SKIP
+    """
+    collectors: list[_Collector] = getattr(_active, "collectors", [])
+    _active.collectors = collectors
+    c = _Collector()
+    collectors.append(c)
+    try:
+        yield c.stats
+    finally:
+        collectors.remove(c)
+
+
+def _record(stats: ComputeStats) -> None:
+    for c in getattr(_active, "collectors", ()):
+        c.stats.append(stats)
