@@ -1,0 +1,105 @@
+"""What both stdlib adapters share: start method, cloudpickle transport, errors.
+
+Transport
+---------
+The stdlib pools pickle a call with the standard pickler, which refuses
+lambdas and closures.  :func:`pack_call` turns ``fn(*args, **kwargs)`` into a
+call of a module-level runner that any pickler handles:
+
+- ``fn`` is always serialized with cloudpickle (by reference when it is
+  importable, which costs about as much as pickling it by name);
+- when every argument is a plain value (``bytes``, ``str``, numbers, ``None``)
+  and there are no keyword arguments, the arguments travel as they are: a
+  ``bytes`` payload, which is what the daskexec scheduler sends, is never
+  copied into a second pickle;
+- otherwise the whole call is one cloudpickle blob.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import cloudpickle
+
+__all__ = ["WorkerLostError", "default_workers", "pack_call", "resolve_context"]
+
+Context = multiprocessing.context.BaseContext
+
+_PLAIN = frozenset({bytes, bytearray, str, int, float, bool, complex, type(None)})
+
+#: What one invocation costs beyond its work, for ``EngineInfo.call_overhead``:
+#: a round trip through a pipe and two (un)pickles, about a millisecond.
+PROCESS_CALL_OVERHEAD = 1e-3
+
+
+class WorkerLostError(BrokenProcessPool):
+    """A worker process died while work items were in flight.
+
+    It subclasses :class:`concurrent.futures.BrokenExecutor` (through the
+    stdlib's ``BrokenProcessPool``), so the daskexec scheduler treats it as an
+    engine failure and retries the work; the executor stays usable.
+    """
+
+
+def resolve_context(context: str | Context | None) -> Context:
+    """Return the multiprocessing context to start workers with.
+
+    ``None`` picks a safe start method: ``forkserver`` on Linux, else
+    ``spawn`` (macOS and Windows default to it too).  Plain ``fork`` is never the
+    default: forking a process that runs threads (the scheduler itself runs
+    some) can deadlock the child.  A name or a context passed explicitly is
+    used as given.
+    """
+    if context is None:
+        forkserver = "forkserver" in multiprocessing.get_all_start_methods()
+        name = "forkserver" if sys.platform.startswith("linux") and forkserver else "spawn"
+        return multiprocessing.get_context(name)
+    if isinstance(context, str):
+        return multiprocessing.get_context(context)
+    if isinstance(context, multiprocessing.context.BaseContext):
+        return context
+    raise TypeError(
+        f"context must be None, a start method name or a multiprocessing context, "
+        f"got {type(context).__name__}"
+    )
+
+
+def default_workers(workers: int | None) -> int:
+    """Return ``workers``, or the CPUs this process may run on when it is ``None``."""
+    if workers is None:
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not Linux
+            return os.cpu_count() or 1
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"the number of workers must be an int >= 1 or None, got {workers!r}")
+    return workers
+
+
+def pack_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """Return ``(runner, runner_args)``: ``runner(*runner_args)`` calls ``fn(*args, **kwargs)``.
+
+    The runner is importable and its arguments pickle with the standard
+    pickler (see the module docstring).
+    """
+    if not kwargs and all(type(a) in _PLAIN for a in args):
+        return _run_plain, (cloudpickle.dumps(fn), *args)
+    return _run_packed, (cloudpickle.dumps((fn, args, kwargs)),)
+
+
+def _run_plain(fn_blob: bytes, *args: Any) -> Any:
+    fn = cloudpickle.loads(fn_blob)
+    return fn(*args)
+
+
+def _run_packed(blob: bytes) -> Any:
+    fn, args, kwargs = cloudpickle.loads(blob)
+    return fn(*args, **kwargs)

@@ -1,0 +1,141 @@
+"""``ProcessPoolExecutor``: the stdlib process pool, with cloudpickle and self-repair.
+
+The stdlib ``concurrent.futures.ProcessPoolExecutor`` already detects a dead
+worker: it fails every pending future with ``BrokenProcessPool`` (a
+``BrokenExecutor``) and from then on refuses work.  This adapter wraps one
+such pool and, when a ``submit`` finds it broken, retires it and starts a
+fresh one, so that the scheduler's retry of the failed work succeeds.  The
+futures it returns are the inner pool's own: nothing is copied or relayed.
+
+Work items submitted in the short window between a worker's death and the
+pool noticing it land in the doomed pool and fail with the same error;
+that is an engine failure like any other, and retried the same way.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from daskexec.engine import EngineInfo
+
+from ._common import PROCESS_CALL_OVERHEAD, Context, default_workers, pack_call, resolve_context
+
+__all__ = ["ProcessPoolExecutor"]
+
+T = TypeVar("T")
+
+
+class ProcessPoolExecutor(concurrent.futures.Executor):
+    """A process pool that runs lambdas and closures and outlives dead workers.
+
+    Parameters
+    ----------
+    max_workers
+        Number of worker processes; ``None`` means one per CPU this process
+        may use.
+    mp_context
+        Start method name or multiprocessing context; ``None`` means
+        ``forkserver`` on Linux and ``spawn`` elsewhere, never ``fork`` (a
+        forked child of a threaded driver can deadlock).
+    **kwargs
+        Passed to :class:`concurrent.futures.ProcessPoolExecutor`
+        (``initializer``, ``initargs``, ``max_tasks_per_child``).
+
+    Notes
+    -----
+    ``submit`` serializes the function with cloudpickle, so lambdas,
+    closures and functions defined in ``__main__`` work.  When a worker
+    process dies (a crash, ``os._exit``, the OOM killer), the futures that
+    were pending in the pool fail with ``BrokenProcessPool``, a subclass of
+    :class:`concurrent.futures.BrokenExecutor`; the next ``submit`` starts a
+    new pool transparently.  ``shutdown`` follows the stdlib contract and,
+    with ``wait=True``, returns only once every worker process has exited.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: str | Context | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._max_workers = default_workers(max_workers)
+        self._context = resolve_context(mp_context)
+        self._kwargs = kwargs
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # Creating the stdlib pool starts no process: workers spawn on demand.
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self._max_workers, mp_context=self._context, **self._kwargs
+        )
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` in a worker process and return its future.
+
+        A call that cannot be serialized returns a future holding the
+        serialization error, as the stdlib pool does.
+
+        Raises
+        ------
+        RuntimeError
+            If the executor has been shut down.
+        """
+        try:
+            runner, runner_args = pack_call(fn, args, kwargs)
+        except Exception as exc:  # unpicklable: report it on the future
+            failed: Future[T] = Future()
+            failed.set_exception(exc)
+            with self._lock:
+                if self._shutdown:
+                    raise RuntimeError("cannot schedule new futures after shutdown") from None
+            return failed
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            try:
+                return self._pool.submit(runner, *runner_args)
+            except BrokenProcessPool:
+                # A worker died: the stdlib pool is unusable for good.  Keep it
+                # to join on shutdown and carry on with a fresh one.
+                self._retired.append(self._pool)
+                self._pool.shutdown(wait=False)
+                self._pool = self._new_pool()
+                return self._pool.submit(runner, *runner_args)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting work and release the worker processes.
+
+        Safe to call several times.  With ``cancel_futures=True`` the futures
+        not yet running are cancelled.  With ``wait=True`` it returns once
+        every running future has finished and every worker process has
+        exited; with ``wait=False`` it returns at once and the workers exit
+        when their work is done.
+        """
+        with self._lock:
+            self._shutdown = True
+            pools = [*self._retired, self._pool]
+        for pool in pools:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __daskexec_engine__(self) -> EngineInfo:
+        """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
+        return EngineInfo(
+            workers=self._max_workers,
+            out_of_process=True,
+            call_overhead=PROCESS_CALL_OVERHEAD,
+            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            name="processes",
+        )
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._shutdown else "running"
+        method = self._context.get_start_method()
+        return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
