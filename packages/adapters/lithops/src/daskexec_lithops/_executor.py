@@ -434,17 +434,19 @@ class LithopsExecutor(concurrent.futures.Executor):
     def _release(self) -> None:
         # Waits for the tracked calls (each one ends: it finishes, fails, is
         # timed out by Lithops, or was abandoned above), then stops the
-        # tracker's threads.  It does not own the Lithops executor.
+        # tracker's threads; it does not own the Lithops executor.  Lithops
+        # goes next (killing local worker processes of abandoned calls), so
+        # that nothing writes to storage once it is cleaned.
         self._pool.shutdown(wait=True)
+        try:
+            self._fexec.__exit__(None, None, None)
+        except Exception:
+            logger.warning("could not stop the Lithops executor", exc_info=True)
         if self._clean_data:
             try:
                 self._clean_storage()
             except Exception:
                 logger.warning("could not delete the Lithops job data", exc_info=True)
-        try:
-            self._fexec.__exit__(None, None, None)
-        except Exception:
-            logger.warning("could not stop the Lithops executor", exc_info=True)
 
     def _clean_storage(self) -> None:
         """Delete everything this executor's jobs wrote: functions, data, results, statuses."""
