@@ -11,8 +11,12 @@ declare it, the test is skipped and the report shows why.
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import sys
+import threading
 from collections.abc import Iterator
 
+import cloudpickle
 import pytest
 
 import daskexec
@@ -33,6 +37,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "requires(*capabilities): skip unless the backend declares these capabilities"
     )
     config.addinivalue_line("markers", "backend(*names): run only on these backends")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Ship the suite's own modules by value: workers of other engines cannot import them."""
+    seen: set[str] = set()
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__ not in seen:
+            seen.add(module.__name__)
+            cloudpickle.register_pickle_by_value(module)
+    if "graphs" in sys.modules:
+        cloudpickle.register_pickle_by_value(sys.modules["graphs"])
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +88,38 @@ def _check_requirements(request: pytest.FixtureRequest) -> None:
     missing = sorted(needed - info.capabilities)
     if missing:
         pytest.skip(f"backend {names!r} does not declare {', '.join(missing)}")
+
+
+@pytest.fixture
+def scheduler(executor: concurrent.futures.Executor) -> daskexec.ExecutorScheduler:
+    """A scheduler on the session's executor (which it never shuts down)."""
+    return daskexec.ExecutorScheduler(executor)
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Fail if the test leaves a thread or a child process of ours running."""
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    threads_before = set(threading.enumerate())
+    children_before = {p.pid for p in me.children(recursive=True)}
+    yield
+    deadline = __import__("time").monotonic() + 10
+    while True:
+        new_threads = [
+            t for t in threading.enumerate() if t not in threads_before and t.is_alive()
+        ]
+        new_children = [
+            p for p in me.children(recursive=True)
+            if p.pid not in children_before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE
+        ]
+        if not new_threads and not new_children:
+            return
+        if __import__("time").monotonic() > deadline:
+            raise AssertionError(
+                f"left running: threads {[t.name for t in new_threads]}, "
+                f"processes {[(p.pid, p.name()) for p in new_children]}"
+            )
+        __import__("time").sleep(0.05)

@@ -13,7 +13,15 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dask._task_spec import Alias, DataNode, GraphNode, NestedContainer, convert_legacy_graph
+from dask._task_spec import (
+    Alias,
+    DataNode,
+    GraphNode,
+    NestedContainer,
+    Task,
+    _identity_cast,
+    convert_legacy_graph,
+)
 from dask.core import flatten
 from dask.order import order
 
@@ -34,7 +42,9 @@ class Graph:
 
 def is_bookkeeping(node: GraphNode) -> bool:
     """Whether ``node`` only rearranges data (literal, alias, container of references)."""
-    return isinstance(node, (DataNode, Alias, NestedContainer))
+    if isinstance(node, (DataNode, Alias, NestedContainer)):
+        return True
+    return isinstance(node, Task) and node.func is _identity_cast
 
 
 def _annotations(dsk: Any) -> dict[Hashable, dict[str, Any]]:

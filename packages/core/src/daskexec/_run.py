@@ -443,6 +443,7 @@ class Run:
             self.inflight[fut] = sent
             fut.add_done_callback(self.completed.put)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
+        st.largest_batch = max(st.largest_batch, sum(len(keys) for _, keys in items))
 
     def _senders(
         self, grp: Hashable, items: list[tuple[WorkItem, list[Hashable]]]
@@ -565,6 +566,8 @@ class Run:
         else:
             assert result.values is not None
             self.data.update(zip(exports, result.values))
+        if len(self.data) > self.stats.peak_values:
+            self.stats.peak_values = len(self.data)
         if self.posttask:
             for key in sent.keys:
                 value = self._value(key)

@@ -35,8 +35,14 @@ class ComputeStats:
         the caller asked to retry).
     engine_failures
         Work items the engine lost (a dead worker, a timeout).
+    largest_batch
+        The most tasks sent in one map call (chains and reductions that
+        joined an item included).
     max_inflight
         The most work items in flight at once.
+    peak_values
+        The most task results the driver held at once: results stay only
+        until their last consumer has run.
     fetched
         Values fetched from a reference engine into the driver.
     seconds
@@ -53,7 +59,9 @@ class ComputeStats:
     invocations: int = 0
     retries: int = 0
     engine_failures: int = 0
+    largest_batch: int = 0
     max_inflight: int = 0
+    peak_values: int = 0
     fetched: int = 0
     seconds: float = 0.0
     engine: str = ""

@@ -1,0 +1,63 @@
+"""Task functions and graph builders the suite shares (shipped to workers by value)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from dask import delayed
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def slow_inc(x: int, delay: float = 0.2) -> int:
+    time.sleep(delay)
+    return x + 1
+
+
+def fail(x: Any, message: str = "boom") -> Any:
+    raise ValueError(f"{message}: {x}")
+
+
+def die_once(x: int, marker: str) -> int:
+    """Kill the worker process the first time; succeed once the marker exists."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("died")
+        os._exit(1)
+    return x + 1
+
+
+def always_die(x: int) -> int:
+    os._exit(1)
+
+
+def fail_once(x: int, marker: str) -> int:
+    """Raise the first time (a task error, not an engine failure); succeed after."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("failed")
+        raise OSError("transient failure")
+    return x + 1
+
+
+def tree_sum(n: int) -> Any:
+    """``n`` independent ``inc`` tasks reduced by a pairwise tree of ``add``."""
+    xs = [delayed(inc)(i) for i in range(n)]
+    while len(xs) > 1:
+        xs = [
+            delayed(add)(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i]
+            for i in range(0, len(xs), 2)
+        ]
+    return xs[0]
+
+
+def tree_sum_expected(n: int) -> int:
+    return sum(range(1, n + 1))
