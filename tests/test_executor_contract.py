@@ -1,0 +1,275 @@
+"""The ``concurrent.futures.Executor`` contract, checked on the backend's own executor.
+
+The scheduler relies on an adapter's executor behaving like the stdlib pools:
+``submit`` returns a ``Future`` carrying the result or the exception, ``map``
+keeps order and honours ``timeout``, ``shutdown`` is idempotent, cancels
+pending work on request and, with ``wait=True``, leaves nothing running.
+These tests port the ideas of CPython's ``Lib/test/test_concurrent_futures``
+to any executor made by ``daskexec.create_executor(backend)``.
+
+Each test takes a fresh executor (``ex``) and shuts it down afterwards, so
+that shutdown behaviour can be tested and one test's damage (a dead worker)
+cannot leak into the next.  Task functions are stdlib callables, lambdas and
+closures only: a test module is not importable on every engine's workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import operator
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+import daskexec
+
+pytestmark = pytest.mark.timeout(180)
+
+#: Upper bound for any single result: process start-up on a loaded machine.
+TIMEOUT = 60.0
+
+#: Interpreter-wide helper processes that pools start once and share (the
+#: multiprocessing forkserver, the resource trackers).  They are not worker
+#: processes of any one executor and outlive it by design.
+_SHARED_HELPERS = (
+    "multiprocessing.forkserver",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.semaphore_tracker",
+    "loky.backend.resource_tracker",
+)
+
+
+@pytest.fixture
+def ex(backend: str) -> Iterator[concurrent.futures.Executor]:
+    """A fresh executor of the backend under test, shut down after the test."""
+    executor = daskexec.create_executor(backend)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _live_children() -> dict[int, str]:
+    """pid -> command line of this process's live descendants, shared helpers excluded."""
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if not any(helper in cmdline for helper in _SHARED_HELPERS):
+            found[child.pid] = cmdline
+    return found
+
+
+def _workers(executor: concurrent.futures.Executor) -> int:
+    return daskexec.describe(executor).workers
+
+
+# -- submit ---------------------------------------------------------------------
+
+
+def test_submit_returns_future_with_result(ex: concurrent.futures.Executor) -> None:
+    future = ex.submit(pow, 2, 8)
+    assert isinstance(future, concurrent.futures.Future), type(future)
+    assert future.result(timeout=TIMEOUT) == 256
+    assert future.done() and not future.cancelled()
+    assert future.exception() is None
+
+
+def test_submit_keyword_arguments(ex: concurrent.futures.Executor) -> None:
+    assert ex.submit(int, "ff", base=16).result(timeout=TIMEOUT) == 255
+    assert ex.submit(sorted, [3, 1, 2], reverse=True).result(timeout=TIMEOUT) == [3, 2, 1]
+
+
+def test_submit_exception_keeps_type_and_message(ex: concurrent.futures.Executor) -> None:
+    future = ex.submit(int, "not a number")
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        future.result(timeout=TIMEOUT)
+    exc = future.exception(timeout=TIMEOUT)
+    assert isinstance(exc, ValueError), repr(exc)
+    zero = ex.submit(operator.truediv, 1, 0)
+    with pytest.raises(ZeroDivisionError):
+        zero.result(timeout=TIMEOUT)
+
+
+def test_lambda_and_closure(ex: concurrent.futures.Executor) -> None:
+    offset = 10
+
+    def add_offset(x: int) -> int:
+        return x + offset
+
+    assert ex.submit(lambda x: x * 3, 7).result(timeout=TIMEOUT) == 21
+    assert ex.submit(add_offset, 5).result(timeout=TIMEOUT) == 15
+    assert list(ex.map(lambda x: x + offset, range(3), timeout=TIMEOUT)) == [10, 11, 12]
+
+
+def test_bytes_payload_round_trip(ex: concurrent.futures.Executor) -> None:
+    payload = os.urandom(1024) * 4096  # 4 MiB, what the scheduler sends
+    assert ex.submit(len, payload).result(timeout=TIMEOUT) == len(payload)
+    assert ex.submit(bytes.upper, b"abc").result(timeout=TIMEOUT) == b"ABC"
+
+
+def test_result_timeout(ex: concurrent.futures.Executor) -> None:
+    future = ex.submit(time.sleep, 1.0)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.01)
+    assert future.result(timeout=TIMEOUT) is None
+
+
+def test_done_callback_and_wait(ex: concurrent.futures.Executor) -> None:
+    seen: list[concurrent.futures.Future[object]] = []
+    called = threading.Event()
+
+    def on_done(f: concurrent.futures.Future[object]) -> None:
+        seen.append(f)
+        called.set()
+
+    future = ex.submit(abs, -3)
+    future.add_done_callback(on_done)
+    assert called.wait(TIMEOUT), "done callback was not called"
+    assert seen == [future]
+    futures = [ex.submit(abs, -i) for i in range(10)]
+    done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
+    assert not not_done, f"{len(not_done)} futures not done"
+    completed = {f.result() for f in concurrent.futures.as_completed(futures, timeout=TIMEOUT)}
+    assert completed == set(range(10))
+
+
+# -- map ------------------------------------------------------------------------
+
+
+def test_map_keeps_order(ex: concurrent.futures.Executor) -> None:
+    assert list(ex.map(pow, range(20), [2] * 20, timeout=TIMEOUT)) == [i**2 for i in range(20)]
+    # later items finish first; results still come in submission order
+    slow_first = lambda i: (time.sleep(0.05 * (4 - i)), i)[1]
+    assert list(ex.map(slow_first, range(5), timeout=TIMEOUT)) == [0, 1, 2, 3, 4]
+
+
+def test_map_several_iterables_stops_at_shortest(ex: concurrent.futures.Executor) -> None:
+    assert list(ex.map(operator.add, [1, 2, 3], [10, 20], timeout=TIMEOUT)) == [11, 22]
+    assert list(ex.map(abs, [], timeout=TIMEOUT)) == []
+
+
+def test_map_accepts_chunksize(ex: concurrent.futures.Executor) -> None:
+    got = list(ex.map(pow, range(10), [3] * 10, timeout=TIMEOUT, chunksize=3))
+    assert got == [i**3 for i in range(10)]
+
+
+def test_map_exception_raised_at_iteration(ex: concurrent.futures.Executor) -> None:
+    results = ex.map(operator.truediv, [1, 2, 3], [1, 0, 1], timeout=TIMEOUT)
+    assert next(results) == 1.0
+    with pytest.raises(ZeroDivisionError):
+        next(results)
+
+
+def test_map_timeout(ex: concurrent.futures.Executor) -> None:
+    results = []
+    start = time.monotonic()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        for r in ex.map(time.sleep, [0, 0, 3], timeout=1.5):
+            results.append(r)
+    elapsed = time.monotonic() - start
+    assert elapsed < 3.0 + TIMEOUT, f"map(timeout=1.5) raised only after {elapsed:.1f}s"
+
+
+# -- shutdown -------------------------------------------------------------------
+
+
+def test_submit_after_shutdown_raises(ex: concurrent.futures.Executor) -> None:
+    ex.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        ex.submit(pow, 2, 2)
+    with pytest.raises(RuntimeError):
+        list(ex.map(abs, [1, 2]))
+
+
+def test_shutdown_is_idempotent(ex: concurrent.futures.Executor) -> None:
+    assert ex.submit(abs, -1).result(timeout=TIMEOUT) == 1
+    ex.shutdown(wait=True)
+    ex.shutdown(wait=True)
+    ex.shutdown(wait=False)
+    ex.shutdown(wait=True, cancel_futures=True)
+
+
+def test_context_manager_shuts_down(ex: concurrent.futures.Executor) -> None:
+    with ex as entered:
+        assert entered is ex
+        future = ex.submit(pow, 3, 3)
+    assert future.done(), "leaving the with block must wait for submitted work"
+    assert future.result() == 27
+    with pytest.raises(RuntimeError):
+        ex.submit(pow, 2, 2)
+
+
+def test_shutdown_wait_finishes_submitted_work(ex: concurrent.futures.Executor) -> None:
+    futures = [ex.submit(lambda i: (time.sleep(0.05), i)[1], i) for i in range(6)]
+    ex.shutdown(wait=True)
+    assert all(f.done() for f in futures), [f for f in futures if not f.done()]
+    assert [f.result() for f in futures] == list(range(6))
+
+
+def test_shutdown_no_wait_still_completes_work(ex: concurrent.futures.Executor) -> None:
+    future = ex.submit(lambda: (time.sleep(0.2), "done")[1])
+    start = time.monotonic()
+    ex.shutdown(wait=False)
+    assert time.monotonic() - start < 5, "shutdown(wait=False) blocked"
+    assert future.result(timeout=TIMEOUT) == "done"
+
+
+def test_shutdown_cancel_futures(ex: concurrent.futures.Executor) -> None:
+    # Far more work than the engine can have running: most of it is pending.
+    n = max(50, 10 * _workers(ex))
+    futures = [ex.submit(time.sleep, 0.2) for _ in range(n)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    assert cancelled, f"none of {n} pending futures was cancelled"
+    assert all(f.done() for f in futures), "shutdown(wait=True) left futures unfinished"
+    for f in futures:
+        if f.cancelled():
+            with pytest.raises(concurrent.futures.CancelledError):
+                f.result()
+        else:
+            assert f.result() is None
+
+
+def test_no_child_process_left_after_shutdown(backend: str) -> None:
+    before = _live_children()
+    executor = daskexec.create_executor(backend)
+    try:
+        futures = [executor.submit(abs, -i) for i in range(4 * _workers(executor))]
+        assert sorted(f.result(timeout=TIMEOUT) for f in futures) == sorted(
+            range(len(futures))
+        )
+    finally:
+        executor.shutdown(wait=True)
+    left = {pid: cmd for pid, cmd in _live_children().items() if pid not in before}
+    assert not left, f"child processes still running after shutdown(wait=True): {left}"
+
+
+# -- engine failure ---------------------------------------------------------------
+
+
+@pytest.mark.requires("survives-worker-death")
+def test_worker_death_is_broken_executor_and_executor_recovers(backend: str) -> None:
+    before = _live_children()
+    executor = daskexec.create_executor(backend)
+    try:
+        doomed = executor.submit(os._exit, 1)
+        start = time.monotonic()
+        with pytest.raises(concurrent.futures.BrokenExecutor):
+            doomed.result(timeout=TIMEOUT)
+        assert time.monotonic() - start < TIMEOUT
+        # the scheduler's retry: the same executor must take and run new work
+        assert executor.submit(operator.mul, 6, 7).result(timeout=TIMEOUT) == 42
+        assert list(executor.map(abs, [-1, -2, -3], timeout=TIMEOUT)) == [1, 2, 3]
+    finally:
+        executor.shutdown(wait=True)
+    left = {pid: cmd for pid, cmd in _live_children().items() if pid not in before}
+    assert not left, f"child processes left after a worker died and shutdown: {left}"
