@@ -22,6 +22,14 @@ def slow_inc(x: int, delay: float = 0.2) -> int:
     return x + 1
 
 
+def slow_inc_or_fail(x: int, delay: float, bad: int) -> int:
+    """Like ``slow_inc``, but task ``bad`` raises at once."""
+    if x == bad:
+        raise ValueError(f"boom: {x}")
+    time.sleep(delay)
+    return x + 1
+
+
 def fail(x: Any, message: str = "boom") -> Any:
     raise ValueError(f"{message}: {x}")
 
