@@ -2,7 +2,7 @@
 
 Every Lithops call here is a fresh Python process (about a second on a busy
 two-core machine), so the tests share the session's executor where they can
-and make few calls: eleven in all.
+and make few calls: nine in all.
 """
 
 from __future__ import annotations
@@ -168,3 +168,33 @@ def test_bad_arguments() -> None:
         LithopsExecutor(execution_timeout=-1)
     with pytest.raises(ValueError, match="call_overhead"):
         LithopsExecutor(call_overhead=-1)
+
+
+def test_config_file_and_arguments_are_honoured(tmp_path: Any, monkeypatch: Any) -> None:
+    from daskexec_lithops import LithopsExecutor
+
+    config_file = tmp_path / "lithops.yaml"
+    config_file.write_text(
+        "lithops:\n    backend: localhost\nlocalhost:\n    worker_processes: 3\n"
+    )
+    monkeypatch.setenv("LITHOPS_CONFIG_FILE", str(config_file))
+    with LithopsExecutor(call_overhead=0.25) as from_file:
+        info = from_file.__daskexec_engine__()
+        assert (info.workers, info.call_overhead) == (3, 0.25)
+        assert from_file.lithops_executor.config["localhost"]["runtime"] == sys.executable
+    given = {"lithops": {"backend": "localhost", "storage": "localhost"}}
+    with LithopsExecutor(config=given, workers=1) as from_dict:
+        assert from_dict.__daskexec_engine__().workers == 1
+    assert given == {"lithops": {"backend": "localhost", "storage": "localhost"}}, "mutated"
+
+
+def test_cloud_config_reaches_lithops_unchanged() -> None:
+    from daskexec_lithops._executor import _resolve_config
+
+    options: dict[str, Any] = {}
+    config = {"lithops": {"storage": "aws_s3"}, "aws": {"region": "us-east-1"}}
+    resolved, backend = _resolve_config(config, "aws_lambda", None, 500, options)
+    assert backend == "aws_lambda"
+    assert resolved["lithops"] == {"backend": "aws_lambda", "storage": "aws_s3"}
+    assert "localhost" not in resolved, "no localhost runtime forced onto a cloud backend"
+    assert options == {"max_workers": 500, "log_level": None}
