@@ -81,6 +81,7 @@ def run_daskexec_lithops(collection: Any) -> tuple[float, int]:
         Wall time of the compute, and how many Lithops calls it made.
     """
     import dask
+
     import daskexec
     from daskexec_lithops import LithopsExecutor
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 
 import dask.array as da
-import daskexec
 import numpy as np
+
+import daskexec
 from daskexec_lithops import LithopsExecutor
 
 

@@ -58,9 +58,10 @@ from typing import Any, TypeVar
 import lithops
 import lithops.concurrent.futures as lithops_cf
 import lithops.config
-from daskexec.engine import EngineInfo
 from lithops.constants import JOBS_DIR, JOBS_PREFIX
 from lithops.future import ResponseFuture
+
+from daskexec.engine import EngineInfo
 
 __all__ = ["LithopsExecutor", "LithopsWorkerError"]
 
