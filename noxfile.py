@@ -78,7 +78,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build a wheel of every package, install core from its wheel in a fresh venv, run the seed example there."""
+    """Build every wheel; install core's in a fresh venv and run the seed example there."""
     session.install("build>=1.0", "hatchling>=1.21")
     out = tempfile.mkdtemp(prefix="daskexec-wheels-")
     for pkg in PACKAGES:
@@ -94,8 +94,12 @@ def build(session: nox.Session) -> None:
         if wheel != core_wheel:
             session.run("uv", "pip", "install", "--python", py, core_wheel, wheel, external=True)
             dist = os.path.basename(wheel).split("-")[0]
-            module = dist.replace("daskexec_", "daskexec_") if dist != "daskexec_core" else "daskexec"
-            session.run(py, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True)
+            module = (
+                dist.replace("daskexec_", "daskexec_") if dist != "daskexec_core" else "daskexec"
+            )
+            session.run(
+                py, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True
+            )
     session.run(py, "examples/threadpool_executor.py", external=True)
 
 

@@ -107,12 +107,12 @@ def no_leaks() -> Iterator[None]:
     yield
     deadline = __import__("time").monotonic() + 10
     while True:
-        new_threads = [
-            t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-        ]
+        new_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
         new_children = [
-            p for p in me.children(recursive=True)
-            if p.pid not in children_before and p.is_running()
+            p
+            for p in me.children(recursive=True)
+            if p.pid not in children_before
+            and p.is_running()
             and p.status() != psutil.STATUS_ZOMBIE
         ]
         if not new_threads and not new_children:

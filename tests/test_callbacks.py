@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import Any
 
 import dask.array as da
 from dask.callbacks import Callback
-from dask.diagnostics import ProgressBar, Profiler
+from dask.diagnostics import Profiler, ProgressBar
 
 import daskexec
 from graphs import tree_sum, tree_sum_expected
@@ -56,11 +57,8 @@ def test_callback_finish_reports_errors(scheduler: daskexec.ExecutorScheduler) -
 
     from graphs import fail
 
-    with Recorder() as rec:
-        try:
-            delayed(fail)(1).compute(scheduler=scheduler)
-        except ValueError:
-            pass
+    with Recorder() as rec, contextlib.suppress(ValueError):
+        delayed(fail)(1).compute(scheduler=scheduler)
     assert rec.events[-1] == ("finish", True)
 
 

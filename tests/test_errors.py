@@ -62,9 +62,7 @@ def test_own_executor_is_shut_down_on_success_and_error(no_leaks: None) -> None:
 
 def test_named_backend_executor_is_shut_down(backend: str, no_leaks: None) -> None:
     s = daskexec.ExecutorScheduler(backend)
-    assert dask.compute(*[delayed(inc)(i) for i in range(10)], scheduler=s) == tuple(
-        range(1, 11)
-    )
+    assert dask.compute(*[delayed(inc)(i) for i in range(10)], scheduler=s) == tuple(range(1, 11))
     with pytest.raises(ValueError):
         delayed(fail)(1).compute(scheduler=s)
 

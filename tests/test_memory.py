@@ -29,10 +29,13 @@ def test_peak_memory_on_a_large_reduction_is_no_higher_than_dask_threaded(
     # 64 chunks of 2 MB each: holding them all would need 128 MB.
     x = da.random.default_rng(0).random((8000, 4000), chunks=(1000, 500))
     total = (x + 1).sum()
-    ours_value, ours = _peak(total, scheduler)
-    dask_value, theirs = _peak(total, "threads")
+    # the lower of two runs each: thread timing makes single peaks noisy
+    ours_value, ours = min(_peak(total, scheduler) for _ in range(2))
+    dask_value, theirs = min(_peak(total, "threads") for _ in range(2))
     assert abs(ours_value - dask_value) < 1e-6 * abs(dask_value)
-    assert ours <= theirs * 1.05, f"daskexec peak {ours / 1e6:.1f} MB > dask threaded {theirs / 1e6:.1f} MB"
+    assert ours <= theirs * 1.05, (
+        f"daskexec peak {ours / 1e6:.1f} MB > dask threaded {theirs / 1e6:.1f} MB"
+    )
 
 
 def test_driver_holds_few_results_at_once(scheduler: daskexec.ExecutorScheduler) -> None:

@@ -70,7 +70,7 @@ def prepare(dsk: Any, keys: Any) -> Graph:
     if not isinstance(dsk, Mapping):
         dsk = dsk.__dask_graph__()
     full: dict[Hashable, GraphNode] = convert_legacy_graph(dsk)
-    outputs = set(flatten(keys)) if isinstance(keys, list) else {keys}
+    outputs = set(flatten(keys)) if isinstance(keys, list) else {keys}  # type: ignore[no-untyped-call]
     for key in outputs:
         if key not in full:
             raise MissingKeyError(f"requested key {key!r} is not in the graph")
@@ -99,7 +99,7 @@ def prepare(dsk: Any, keys: Any) -> Graph:
         for dep in deps:
             dependents[dep].append(key)
     _check_acyclic(dependencies, dependents)
-    priority = order(nodes, dependencies=dependencies)
+    priority = order(nodes, dependencies=dependencies)  # type: ignore[arg-type]
     return Graph(
         nodes=nodes,
         dependencies=dependencies,

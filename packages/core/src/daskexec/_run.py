@@ -33,6 +33,7 @@ whose future itself fails (the engine lost it) is sent again, up to
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import heapq
 import queue
 import threading
@@ -204,7 +205,7 @@ class Run:
         if refs and self.refs is not None:
             values = self.refs.fetch([outputs[k] for k in refs])
             self.stats.fetched += len(values)
-            outputs.update(zip(refs, values))
+            outputs.update(zip(refs, values, strict=False))
         return outputs
 
     def abort(self) -> None:
@@ -437,7 +438,7 @@ class Run:
         if self.track:
             self.state["ready"] = [k for h in self.heaps.values() for _, k in h]
         sends = self._senders(grp, items)
-        for (item, keys), send in zip(items, sends):
+        for (item, keys), send in zip(items, sends, strict=False):
             fut, refs = send()
             sent = _Sent(item=item, keys=keys, group=grp, resend=send, refs=refs)
             self.inflight[fut] = sent
@@ -469,7 +470,7 @@ class Run:
                     run_reference_item, (shared, blob), inputs, n, options
                 )
 
-            return [ref_sender(item, blob) for (item, _), blob in zip(items, blobs)]
+            return [ref_sender(item, blob) for (item, _), blob in zip(items, blobs, strict=False)]
         return self._batch_senders(run_encoded_item, [(shared, b) for b in blobs])
 
     def _batch_senders(
@@ -477,7 +478,7 @@ class Run:
     ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
         futures = self._submit_many(fn, payloads)
         senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
-        for fut, payload in zip(futures, payloads):
+        for fut, payload in zip(futures, payloads, strict=False):
             first: list[Future[Any] | None] = [fut]
 
             def send(
@@ -491,7 +492,9 @@ class Run:
             senders.append(send)
         return senders
 
-    def _submit_many(self, fn: Callable[[Any], ItemResult], payloads: list[Any]) -> list[Future[Any]]:
+    def _submit_many(
+        self, fn: Callable[[Any], ItemResult], payloads: list[Any]
+    ) -> list[Future[Any]]:
         ex = self.executor
         many = getattr(ex, "submit_many", None)
         if many is not None:
@@ -511,12 +514,14 @@ class Run:
                 ) from exc
             raise
 
-    def _encode(self, encoder: _serialize.BatchEncoder, item: WorkItem, keys: list[Hashable]) -> bytes:
+    def _encode(
+        self, encoder: _serialize.BatchEncoder, item: WorkItem, keys: list[Hashable]
+    ) -> bytes:
         try:
             return encoder.encode(item)
         except Exception as exc:
             culprit = keys[0]
-            for key, task in zip(keys, item.tasks):
+            for key, task in zip(keys, item.tasks, strict=False):
                 try:
                     _serialize.dumps(task)
                 except Exception:
@@ -561,11 +566,11 @@ class Run:
             self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
         exports = sent.item.exports
         if self.refs is not None:
-            self.data.update(zip(exports, sent.refs))
+            self.data.update(zip(exports, sent.refs, strict=False))
             self.is_ref.update(exports)
         else:
             assert result.values is not None
-            self.data.update(zip(exports, result.values))
+            self.data.update(zip(exports, result.values, strict=False))
         if len(self.data) > self.stats.peak_values:
             self.stats.peak_values = len(self.data)
         if self.posttask:
@@ -581,7 +586,9 @@ class Run:
         self.stats.engine_failures += 1
         if sent.attempts > self.settings.retries:
             keys = sent.keys
-            shown = ", ".join(map(repr, keys[:5])) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            shown = ", ".join(map(repr, keys[:5])) + (
+                f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+            )
             raise EngineFailure(
                 f"daskexec: the {self.info.name} engine lost the work item holding task "
                 f"{shown} {sent.attempts} times ({type(exc).__name__}: {exc}); "
@@ -607,14 +614,10 @@ class Run:
         if isinstance(notes, list):
             notes.append(note)
         else:
-            try:
-                exc.__notes__ = [note]
-            except Exception:
-                pass
-        try:
+            with contextlib.suppress(Exception):
+                setattr(exc, "__notes__", [note])  # noqa: B010
+        with contextlib.suppress(Exception):
             exc.dask_key = failure.key  # type: ignore[attr-defined]
-        except Exception:
-            pass
         if failure.traceback:
             raise exc from RemoteTraceback(failure.traceback)
         raise exc
@@ -630,7 +633,7 @@ def _map_as_futures(
     def drain() -> None:
         i = 0
         try:
-            for i, value in enumerate(results):  # noqa: B007
+            for i, value in enumerate(results):
                 futures[i].set_result(value)
         except BaseException as exc:
             for fut in futures:

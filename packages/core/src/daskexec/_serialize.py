@@ -27,16 +27,17 @@ _SHARED_TYPES = (types.FunctionType, functools.partial)
 
 def dumps(obj: Any) -> bytes:
     """cloudpickle ``obj`` with the highest protocol."""
-    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
-class _ItemPickler(cloudpickle.Pickler):
+class _ItemPickler(cloudpickle.Pickler):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, table: list[Any], index: dict[int, int]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
         self._index = index
 
-    def persistent_id(self, obj: Any) -> int | None:  # type: ignore[override]
+    def persistent_id(self, obj: Any) -> int | None:
         if type(obj) in _SHARED_TYPES:
             i = self._index.get(id(obj))
             if i is None:
@@ -81,11 +82,11 @@ _tables_lock = threading.Lock()
 def _table(shared: bytes) -> list[Any]:
     digest = hashlib.blake2b(shared, digest_size=16).digest()
     with _tables_lock:
-        table = _tables.get(digest)
-        if table is not None:
+        cached = _tables.get(digest)
+        if cached is not None:
             _tables.move_to_end(digest)
-            return table
-    table = pickle.loads(shared)
+            return cached
+    table: list[Any] = pickle.loads(shared)
     with _tables_lock:
         _tables[digest] = table
         while len(_tables) > 16:

@@ -111,7 +111,7 @@ def run_reference_item(payload: tuple[bytes, bytes], *inputs: Any) -> tuple[Any,
     """Entry point for reference engines: ref inputs arrive resolved, outputs stay remote."""
     shared, blob = payload
     item = _serialize.loads_item(shared, blob)
-    item.inputs.update(zip(item.ref_keys, inputs))
+    item.inputs.update(zip(item.ref_keys, inputs, strict=False))
     result = _picklable(run_item(item))
     values = result.values
     result.values = None

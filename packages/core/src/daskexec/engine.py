@@ -196,4 +196,6 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
             capabilities=frozenset({"shared-memory"}),
             name="synchronous",
         )
-    return EngineInfo(workers=workers, out_of_process=True, call_overhead=1e-3, name=type(executor).__name__)
+    return EngineInfo(
+        workers=workers, out_of_process=True, call_overhead=1e-3, name=type(executor).__name__
+    )

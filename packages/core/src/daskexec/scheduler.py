@@ -42,9 +42,10 @@ def _check_executor(executor: object) -> None:
             "daskexec: executor must be a concurrent.futures.Executor (or a backend name "
             f"such as 'threads'), got {type(executor).__name__}: {executor!r}"
         )
-    if getattr(executor, "_shutdown", False) is True or getattr(
-        executor, "_shutdown_thread", False
-    ) is True:
+    if (
+        getattr(executor, "_shutdown", False) is True
+        or getattr(executor, "_shutdown_thread", False) is True
+    ):
         raise RuntimeError(
             f"daskexec: the {type(executor).__name__} passed as executor has been shut down; "
             "pass an executor that is still running"
@@ -58,11 +59,19 @@ def _check_options(
     max_inflight: int | None,
     retries: int,
 ) -> None:
-    for name, value in (("batch_size", batch_size), ("pack_size", pack_size), ("max_inflight", max_inflight)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("pack_size", pack_size),
+        ("max_inflight", max_inflight),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ValueError(f"daskexec: {name} must be an integer >= 1 or None, got {value!r}")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
-        raise ValueError(f"daskexec: timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        raise ValueError(
+            f"daskexec: timeout must be a number of seconds >= 0 or None, got {timeout!r}"
+        )
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"daskexec: retries must be an integer >= 0, got {retries!r}")
 
@@ -178,7 +187,7 @@ class ExecutorScheduler:
                 retry_on=self.retry_on,
             )
             with local_callbacks(callbacks) as cbs:
-                start_cbs, start_state_cbs, pretask, posttask, finish_cbs = unpack_callbacks(cbs)
+                start_state_cbs = unpack_callbacks(cbs)[1]  # type: ignore[no-untyped-call]
                 started: list[Any] = []
                 errored = True
                 run = Run(graph, ex, info, settings, _callback_tuples(cbs), stats)
@@ -243,7 +252,7 @@ def executor_scheduler(
     timeout: float | None = None,
     **kwargs: Any,
 ) -> Any:
-    """The seed's get function: ``y.compute(scheduler=executor_scheduler, executor=ex, batch_size=10)``.
+    """The seed's get function, ``y.compute(scheduler=executor_scheduler, executor=ex)``.
 
     Accepts every keyword of :class:`ExecutorScheduler`; see there.
     """
