@@ -124,10 +124,10 @@ def test_result_timeout(ex: concurrent.futures.Executor) -> None:
 
 
 def test_done_callback_and_wait(ex: concurrent.futures.Executor) -> None:
-    seen: list[concurrent.futures.Future[object]] = []
+    seen: list[concurrent.futures.Future[int]] = []
     called = threading.Event()
 
-    def on_done(f: concurrent.futures.Future[object]) -> None:
+    def on_done(f: concurrent.futures.Future[int]) -> None:
         seen.append(f)
         called.set()
 
@@ -136,7 +136,7 @@ def test_done_callback_and_wait(ex: concurrent.futures.Executor) -> None:
     assert called.wait(TIMEOUT), "done callback was not called"
     assert seen == [future]
     futures = [ex.submit(abs, -i) for i in range(10)]
-    done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
+    _done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
     assert not not_done, f"{len(not_done)} futures not done"
     completed = {f.result() for f in concurrent.futures.as_completed(futures, timeout=TIMEOUT)}
     assert completed == set(range(10))
@@ -147,8 +147,12 @@ def test_done_callback_and_wait(ex: concurrent.futures.Executor) -> None:
 
 def test_map_keeps_order(ex: concurrent.futures.Executor) -> None:
     assert list(ex.map(pow, range(20), [2] * 20, timeout=TIMEOUT)) == [i**2 for i in range(20)]
+
     # later items finish first; results still come in submission order
-    slow_first = lambda i: (time.sleep(0.05 * (4 - i)), i)[1]
+    def slow_first(i: int) -> int:
+        time.sleep(0.05 * (4 - i))
+        return i
+
     assert list(ex.map(slow_first, range(5), timeout=TIMEOUT)) == [0, 1, 2, 3, 4]
 
 
@@ -170,7 +174,7 @@ def test_map_exception_raised_at_iteration(ex: concurrent.futures.Executor) -> N
 
 
 def test_map_timeout(ex: concurrent.futures.Executor) -> None:
-    results = []
+    results: list[None] = []
     start = time.monotonic()
     with pytest.raises(concurrent.futures.TimeoutError):
         for r in ex.map(time.sleep, [0, 0, 3], timeout=1.5):
@@ -209,14 +213,22 @@ def test_context_manager_shuts_down(ex: concurrent.futures.Executor) -> None:
 
 
 def test_shutdown_wait_finishes_submitted_work(ex: concurrent.futures.Executor) -> None:
-    futures = [ex.submit(lambda i: (time.sleep(0.05), i)[1], i) for i in range(6)]
+    def nap(i: int) -> int:
+        time.sleep(0.05)
+        return i
+
+    futures = [ex.submit(nap, i) for i in range(6)]
     ex.shutdown(wait=True)
     assert all(f.done() for f in futures), [f for f in futures if not f.done()]
     assert [f.result() for f in futures] == list(range(6))
 
 
 def test_shutdown_no_wait_still_completes_work(ex: concurrent.futures.Executor) -> None:
-    future = ex.submit(lambda: (time.sleep(0.2), "done")[1])
+    def nap() -> str:
+        time.sleep(0.2)
+        return "done"
+
+    future = ex.submit(nap)
     start = time.monotonic()
     ex.shutdown(wait=False)
     assert time.monotonic() - start < 5, "shutdown(wait=False) blocked"
@@ -244,9 +256,7 @@ def test_no_child_process_left_after_shutdown(backend: str) -> None:
     executor = daskexec.create_executor(backend)
     try:
         futures = [executor.submit(abs, -i) for i in range(4 * _workers(executor))]
-        assert sorted(f.result(timeout=TIMEOUT) for f in futures) == sorted(
-            range(len(futures))
-        )
+        assert sorted(f.result(timeout=TIMEOUT) for f in futures) == sorted(range(len(futures)))
     finally:
         executor.shutdown(wait=True)
     left = {pid: cmd for pid, cmd in _live_children().items() if pid not in before}
