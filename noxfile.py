@@ -30,7 +30,13 @@ BACKENDS: dict[str, list[str]] = {
 }
 PACKAGES = [CORE, *sorted({p for pkgs in BACKENDS.values() for p in pkgs})]
 TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "psutil>=5.9"]
-nox.options.sessions = [f"test-{name}" for name in BACKENDS]
+nox.options.sessions = [
+    *(f"test-{name}" for name in BACKENDS),
+    "lint",
+    "typecheck",
+    "build",
+    "bench-quick",
+]
 
 
 def _install_backend(session: nox.Session, name: str) -> None:
@@ -59,6 +65,14 @@ def bench(session: nox.Session) -> None:
     session.install(f"./{CORE}[test]", *[f"./{p}" for p in PACKAGES if p != CORE])
     session.install("-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(name="bench-quick")
+def bench_quick(session: nox.Session) -> None:
+    """Smoke run of the benchmarks (tiny sizes): CI checks that they run, not their speed."""
+    _install_backend(session, "threads")
+    session.install("-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks", "--quick", "--backends=threads", *session.posargs)
 
 
 @nox.session
@@ -106,5 +120,5 @@ def build(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: the seed example on the default executor."""
-    session.install(f"./{CORE}", "dask[array]")
+    session.install(f"./{CORE}", "dask[array]", "numpy")
     session.run("python", "examples/threadpool_executor.py")
