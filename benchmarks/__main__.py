@@ -32,8 +32,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3; quick 1)")
     p.add_argument(
         "--memory",
-        choices=["tracemalloc", "rss", "none"],
-        default="tracemalloc",
+        choices=["rss", "tracemalloc", "none"],
+        default="rss",
         help="how to measure driver peak memory, in an extra untimed repeat",
     )
     p.add_argument("--workloads", default="", help="comma-separated subset of workloads")

@@ -262,8 +262,10 @@ def _memory_text(method: str) -> str:
         )
     if method == "rss":
         return (
-            "highest RSS sampled every 5 ms during one extra, untimed compute, minus the "
-            "RSS before it; driver process only."
+            "highest RSS of the driver process sampled every 5 ms during one extra, untimed "
+            "compute, minus its RSS just before (memory the allocator kept from earlier runs "
+            "is reused unseen, so treat small differences as noise); threads and in-process "
+            "workers are part of the driver, worker processes are not."
         )
     return "not measured."
 

@@ -4,22 +4,21 @@ Runners come in groups; a group holds the daskexec backends of one kind of
 engine and the anchors that compete with them, runs together, and its
 ratios are taken against its own reference anchor measured in the same run:
 
-=========  ===============================================  ==================
-group      daskexec backends                                 reference anchor
-=========  ===============================================  ==================
-threads    threads                                           dask threads
-processes  processes, multiprocessing-pool, loky             dask processes
-ray        ray                                               ray_dask_get
-lithops    lithops                                           lithops (dask executor path)
-=========  ===============================================  ==================
+- threads: daskexec ``threads``; reference: dask threads.
+- processes: daskexec ``processes``, ``multiprocessing-pool``, ``loky``;
+  reference: dask on ProcessPoolExecutor.
+- ray: daskexec ``ray``; reference: ray_dask_get.
+- lithops: daskexec ``lithops``; reference: dask on lithops executor.
 
 Anchors of the threads group: Dask's ``sync`` and ``threads`` schedulers,
 Dask with ``scheduler=ThreadPoolExecutor``, and ``distributed.LocalCluster``
 (in-process workers).  Of the processes group: Dask's ``processes``
 scheduler (which makes a new process pool in every compute, as users get
-it), Dask with ``scheduler=ProcessPoolExecutor`` and with loky's reusable
-executor (pools made once, reused).  The Ray group shares one Ray instance
-between daskexec and ``ray.util.dask.ray_dask_get``.  The Lithops anchor is
+it, so its times include pool start-up), Dask with
+``scheduler=ProcessPoolExecutor`` and with a loky ``ProcessPoolExecutor``
+(pools made once and reused, as daskexec's are: the fair reference).  The
+Ray group shares one Ray instance between daskexec and
+``ray.util.dask.ray_dask_get``.  The Lithops anchor is
 Dask's executor path on ``lithops.concurrent.futures``, from
 ``benchmarks/lithops_anchor.py`` when that module exists.
 
@@ -300,12 +299,15 @@ def _anchors(group: str) -> tuple[list[Runner], str, list[Engine], list[str]]:
     if _installed("loky"):
         import loky
 
+        # loky's own pool class, not its reusable executor: daskexec-loky uses
+        # that one, and two users with different options would replace it under
+        # each other.
         anchors.append(
-            DaskOnExecutor("dask on loky", lambda: loky.get_reusable_executor(max_workers=CPUS))
+            DaskOnExecutor("dask on loky", lambda: loky.ProcessPoolExecutor(max_workers=CPUS))
         )
     else:
         skipped.append("loky not installed")
-    return anchors, "dask processes", [], skipped
+    return anchors, "dask on ProcessPoolExecutor", [], skipped
 
 
 def make_groups(backends: list[str], quick: bool) -> list[Group]:
@@ -317,7 +319,7 @@ def make_groups(backends: list[str], quick: bool) -> list[Group]:
     groups = []
     for name in sorted(names, key=lambda g: (order.index(g) if g in order else len(order), g)):
         anchors, reference, engines, skipped = _anchors(name)
-        scale = "quick" if quick else ("small" if name in SLOW_GROUPS else "full")
+        scale = "small" if name in SLOW_GROUPS else ("quick" if quick else "full")
         runners: list[Runner] = [DaskexecRunner(b) for b in names[name]]
         groups.append(Group(name, scale, [*runners, *anchors], reference, engines, skipped))
     return groups

@@ -5,8 +5,9 @@ Scales
 ``full``
     The sizes the issue names: what the published table shows.
 ``small``
-    For engines where one call costs about a second (Lithops localhost):
-    the same graph shapes, fewer and smaller chunks.
+    For engines where one call costs about a second (Lithops localhost, whose
+    anchor makes one call per task): the same graph shapes, a few dozen
+    tasks each; used in full and quick runs alike.
 ``quick``
     Tiny sizes for the CI smoke run (``--quick``).
 
@@ -178,10 +179,10 @@ WORKLOADS: list[Workload] = [
         "overhead",
         "10k trivial delayed tasks",
         _overhead,
-        {"full": {"n": 10_000}, "small": {"n": 1_000}, "quick": {"n": 1_000}},
+        {"full": {"n": 10_000}, "small": {"n": 100}, "quick": {"n": 1_000}},
         {
             "full": "10,000 inc + tree sum",
-            "small": "1,000 inc + tree sum",
+            "small": "100 inc + tree sum",
             "quick": "1,000 inc + tree sum",
         },
         _check_exact,
@@ -204,10 +205,10 @@ WORKLOADS: list[Workload] = [
         _transpose,
         {
             "full": {"n": 20_000, "chunk": 2_000},
-            "small": {"n": 4_000, "chunk": 1_000},
+            "small": {"n": 2_000, "chunk": 1_000},
             "quick": {"n": 1_000, "chunk": 250},
         },
-        {"full": "20000² / 2000", "small": "4000² / 1000", "quick": "1000² / 250"},
+        {"full": "20000² / 2000", "small": "2000² / 1000", "quick": "1000² / 250"},
         _check_close,
     ),
     Workload(
@@ -216,12 +217,12 @@ WORKLOADS: list[Workload] = [
         _rechunk,
         {
             "full": {"n": 8_000, "width": 100},
-            "small": {"n": 2_000, "width": 200},
+            "small": {"n": 1_000, "width": 250},
             "quick": {"n": 1_000, "width": 100},
         },
         {
             "full": "8000² cols/100 → rows/100",
-            "small": "2000² /200 → /200",
+            "small": "1000² /250 → /250",
             "quick": "1000² /100 → /100",
         },
         _check_close,
@@ -232,10 +233,10 @@ WORKLOADS: list[Workload] = [
         _wordcount,
         {
             "full": {"lines": 100_000, "partitions": 50},
-            "small": {"lines": 20_000, "partitions": 10},
+            "small": {"lines": 10_000, "partitions": 4},
             "quick": {"lines": 10_000, "partitions": 10},
         },
-        {"full": "100,000 lines / 50", "small": "20,000 lines / 10", "quick": "10,000 lines / 10"},
+        {"full": "100,000 lines / 50", "small": "10,000 lines / 4", "quick": "10,000 lines / 10"},
         _check_counts,
     ),
     Workload(
@@ -244,10 +245,10 @@ WORKLOADS: list[Workload] = [
         _groupby,
         {
             "full": {"rows": 2_000_000, "partitions": 20},
-            "small": {"rows": 400_000, "partitions": 4},
+            "small": {"rows": 200_000, "partitions": 4},
             "quick": {"rows": 200_000, "partitions": 4},
         },
-        {"full": "2M rows / 20", "small": "400k rows / 4", "quick": "200k rows / 4"},
+        {"full": "2M rows / 20", "small": "200k rows / 4", "quick": "200k rows / 4"},
         _check_frame,
     ),
 ]
