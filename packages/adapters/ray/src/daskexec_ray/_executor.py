@@ -314,7 +314,10 @@ class RayExecutor(concurrent.futures.Executor):
 
     def _check_open(self) -> None:
         if self._shut:
-            raise RuntimeError("cannot schedule new futures after shutdown")
+            raise RuntimeError(
+                "cannot schedule new futures after shutdown: this RayExecutor has been "
+                "shut down; create a new one"
+            )
         if not ray.is_initialized():
             raise RuntimeError(
                 "Ray is no longer initialised in this process (ray.shutdown() was "

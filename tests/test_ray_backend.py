@@ -1,0 +1,350 @@
+"""Ray-only checks of daskexec-ray.
+
+Tests that need a Ray of their own (their own local instance, an existing
+cluster to connect to, a multi-node ``ray.cluster_utils.Cluster``) run in a
+fresh interpreter, since a process connects to one Ray at a time and the
+session's executor already holds this one.  Each such scenario checks, before
+it tears its cluster down, that no task of ours is still running.  Ray is
+slow to start on a busy two-core machine (10 to 30 seconds a node), so the
+scenarios are few and each checks several things.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import daskexec
+
+pytestmark = pytest.mark.backend("ray")
+
+ray = pytest.importorskip("ray")
+
+SCENARIO_TIMEOUT = 240
+# Fast node-death detection for the multi-node scenarios.
+FAST_FAILURE = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 2,
+}
+
+
+def _isolated(scenario: Callable[[], None]) -> None:
+    """Run ``scenario`` in a new interpreter; re-raise its failure here."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        pool.submit(scenario).result(timeout=SCENARIO_TIMEOUT)
+
+
+def _wait_idle(timeout: float = 20.0) -> None:
+    """Wait until every CPU of the cluster is free again: no task of ours runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total = ray.cluster_resources().get("CPU", 0.0)
+        free = ray.available_resources().get("CPU", 0.0)
+        if free >= total:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Ray tasks still running: {total - free} of {total} CPUs busy")
+        time.sleep(0.1)
+
+
+def _node_id(x: Any = None) -> str:
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _slow_square(i: int) -> int:
+    time.sleep(0.5)
+    return i * i
+
+
+def _slow_block(block: Any) -> Any:
+    time.sleep(0.3)
+    return block + 1
+
+
+def _item(payload: int, *inputs: int) -> tuple[str, list[int]]:
+    return f"ran {payload}", [payload + sum(inputs), payload * 2]
+
+
+def _no_outputs(payload: int, *inputs: int) -> tuple[str, list[int]]:
+    return "nothing", []
+
+
+def _raises(payload: Any) -> Any:
+    raise KeyError(payload)
+
+
+def _die(payload: Any) -> Any:
+    os._exit(1)
+
+
+# ------------------------------------------------------- the session's executor
+
+
+@pytest.fixture
+def idle(executor: Any) -> Iterator[None]:
+    yield
+    _wait_idle()
+
+
+def test_engine_description(executor: Any, idle: None) -> None:
+    info = daskexec.describe(executor)
+    assert info.name == "ray"
+    assert info.workers == int(ray.cluster_resources()["CPU"]), info
+    assert info.out_of_process
+    assert {"separate-processes", "survives-worker-death"} <= info.capabilities
+    assert isinstance(info.references, daskexec.ReferenceEngine)
+    assert 0 < info.call_overhead < 0.1, info
+
+
+def test_reference_round_trip(executor: Any, idle: None) -> None:
+    refs = daskexec.describe(executor).references
+    a, b = refs.put(1), refs.put(2)
+    status, outs = refs.submit_item(_item, 10, [a, b], 2, {})
+    assert status.result(timeout=60) == "ran 10"
+    assert len(outs) == 2 and all(isinstance(o, ray.ObjectRef) for o in outs), outs
+    # outputs feed the next item without coming back; only fetch brings values
+    status2, outs2 = refs.submit_item(_item, 100, outs, 2, {"priority": 3})
+    assert status2.result(timeout=60) == "ran 100"
+    assert refs.fetch(outs2) == [100 + 13 + 20, 200]
+    assert refs.fetch(outs) == [13, 20]
+    status3, outs3 = refs.submit_item(_no_outputs, 0, [], 0, {})
+    assert status3.result(timeout=60) == "nothing" and outs3 == []
+    refs.release([*outs, *outs2])
+
+
+def test_reference_options_pass_through(executor: Any, idle: None) -> None:
+    refs = daskexec.describe(executor).references
+    cpus = ray.cluster_resources()["CPU"]
+    # ray_remote_args (ray.util.dask's annotation) and plain Ray option names both apply
+    status, _ = refs.submit_item(_item, 1, [], 2, {"ray_remote_args": {"num_cpus": cpus}})
+    assert status.result(timeout=60) == "ran 1"
+    with pytest.raises(ValueError, match="num_cpus"):
+        refs.submit_item(_item, 1, [], 2, {"num_cpus": -1})
+
+
+def test_task_exception_keeps_its_type_and_remote_traceback(executor: Any, idle: None) -> None:
+    with pytest.raises(KeyError, match="boom") as info:
+        executor.submit(_raises, "boom").result(timeout=60)
+    assert type(info.value) is KeyError
+    assert isinstance(info.value.__cause__, daskexec.RemoteTraceback)
+    assert "_raises" in str(info.value.__cause__)
+
+
+def test_worker_death_is_a_prompt_ray_error(executor: Any, idle: None) -> None:
+    from daskexec_ray import RayExecutor
+
+    no_retries = RayExecutor(max_retries=0)  # shares this process's Ray
+    start = time.monotonic()
+    with pytest.raises(ray.exceptions.RayError):
+        no_retries.submit(_die, None).result(timeout=60)
+    assert time.monotonic() - start < 30
+    no_retries.shutdown()
+    assert ray.is_initialized(), "an executor that did not start Ray must not stop it"
+    assert executor.submit(int, "7").result(timeout=60) == 7
+
+
+def test_cancel_stops_a_running_task(executor: Any, idle: None) -> None:
+    cpus = ray.cluster_resources()["CPU"]
+    fut = executor.submit(time.sleep, 60)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0.0) >= cpus:  # wait until it runs
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    assert fut.cancel() and fut.cancelled()
+    done, _ = concurrent.futures.wait([fut], timeout=5)
+    assert fut in done
+    _wait_idle(timeout=10)
+
+
+def test_map_submits_the_batch_at_once(executor: Any, idle: None) -> None:
+    it = executor.map(_slow_square, range(6))
+    # all six tasks exist before the first result is asked for
+    assert len(executor._pending) >= 6
+    assert list(it) == [i * i for i in range(6)]
+    futures = executor.submit_many(_slow_square, [3, 4])
+    assert [f.result(timeout=60) for f in futures] == [9, 16]
+
+
+def test_graph_with_annotations(executor: Any, idle: None) -> None:
+    import dask
+    import dask.array as da
+    import numpy as np
+
+    x = da.ones((40, 40), chunks=(10, 10))
+    with dask.annotate(num_cpus=1, retries=2):  # a Ray option and a non-Ray one
+        y = x.map_blocks(_slow_block)
+    scheduler = daskexec.ExecutorScheduler(executor)
+    got = (y + y.T).sum().compute(scheduler=scheduler)
+    assert got == np.float64(40 * 40 * 4), got
+
+
+# ------------------------------------------------------ scenarios of their own
+
+
+def _own_instance() -> None:
+    import psutil
+
+    from daskexec_ray import RayExecutor
+
+    ex = RayExecutor(ray_init_kwargs={"num_cpus": 1})
+    assert ray.is_initialized()
+    started = psutil.Process().children(recursive=True)
+    assert any("raylet" in p.name() for p in started), [p.name() for p in started]
+    assert ex.submit(pow, 2, 10).result(timeout=60) == 1024
+    assert daskexec.describe(ex).workers == 1
+    ex.shutdown()
+    ex.shutdown()  # safe to call twice
+    assert not ray.is_initialized()
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, f"Ray processes left behind: {alive}"
+    with pytest.raises(RuntimeError, match="shut down"):
+        ex.submit(pow, 2, 3)
+
+
+def test_starts_its_own_instance_and_stops_it() -> None:
+    _isolated(_own_instance)
+
+
+def _connect_existing() -> None:
+    from ray.cluster_utils import Cluster
+
+    from daskexec_ray import RayExecutor
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        # by address: the executor connects, and on shutdown only disconnects
+        with RayExecutor(cluster.address) as ex:
+            assert ex.submit(pow, 3, 2).result(timeout=60) == 9
+        assert not ray.is_initialized()
+        ray.init(address=cluster.address)
+        assert ray.get(ray.remote(pow).remote(2, 5), timeout=60) == 32, "cluster is gone"
+        # a Ray this process initialised: used as is, left initialised
+        with pytest.raises(ValueError, match="already initialised"):
+            RayExecutor(ray_init_kwargs={"num_cpus": 4})
+        ex = RayExecutor()
+        assert ex.submit(pow, 2, 2).result(timeout=60) == 4
+        ex.shutdown()
+        assert ray.is_initialized()
+        assert ray.get(ray.remote(pow).remote(2, 6), timeout=60) == 64
+        _wait_idle()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_connects_to_an_existing_instance_and_leaves_it_running() -> None:
+    _isolated(_connect_existing)
+
+
+def _custom_resource() -> None:
+    from ray.cluster_utils import Cluster
+
+    from daskexec_ray import RayExecutor
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        special = cluster.add_node(num_cpus=1, resources={"special": 1})
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address)
+        ex = RayExecutor()
+        refs = daskexec.describe(ex).references
+        # per executor
+        pinned = RayExecutor(resources={"special": 1})
+        assert {pinned.submit(_node_id).result(timeout=60) for _ in range(3)} == {special.node_id}
+        # per work item, from annotations
+        status, where = refs.submit_item(
+            lambda p, *i: ("ok", [_node_id()]), None, [], 1, {"resources": {"special": 1}}
+        )
+        assert status.result(timeout=60) == "ok"
+        assert refs.fetch(where) == [special.node_id]
+        # through a graph and dask.annotate
+        import dask
+
+        with dask.annotate(resources={"special": 1}):
+            nodes = [dask.delayed(_node_id)(i) for i in range(4)]
+        got = dask.compute(*nodes, scheduler=daskexec.ExecutorScheduler(ex))
+        assert set(got) == {special.node_id}, got
+        _wait_idle()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_custom_resource_places_tasks_on_the_node_that_has_it() -> None:
+    _isolated(_custom_resource)
+
+
+def _node_death() -> None:
+    import dask
+    import dask.array as da
+    import numpy as np
+    from ray.cluster_utils import Cluster
+
+    from daskexec_ray import RayExecutor
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "_system_config": FAST_FAILURE},
+    )
+    try:
+        first = cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address)
+
+        def kill_soon(node: Any, after: float) -> threading.Thread:
+            t = threading.Thread(target=lambda: (time.sleep(after), cluster.remove_node(node)))
+            t.start()
+            return t
+
+        # 1. the executor alone: Ray re-runs what the dead node was running
+        ex = RayExecutor()
+        futures = ex.submit_many(_slow_square, range(12))
+        killer = kill_soon(first, 1.0)
+        assert [f.result(timeout=120) for f in futures] == [i * i for i in range(12)]
+        killer.join()
+        _wait_idle()
+
+        # 2. without Ray retries the loss is a prompt RayError, never a hang
+        third = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        fragile = RayExecutor(max_retries=0)
+        futures = fragile.submit_many(_slow_square, range(8))
+        killer = kill_soon(third, 1.0)
+        _, not_done = concurrent.futures.wait(futures, timeout=60)
+        killer.join()
+        assert not not_done, f"{len(not_done)} futures hang after a node died"
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        assert errors and all(isinstance(e, ray.exceptions.RayError) for e in errors), errors
+        _wait_idle()
+
+        # 3. a whole graph: outputs held on a node that dies are rebuilt from lineage
+        fourth = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        x = da.arange(64 * 64, chunks=64 * 8).reshape(64, 64).rechunk((16, 16))
+        y = (x.map_blocks(_slow_block) + x.T).sum(axis=0)
+        expected = y.compute(scheduler="sync")
+        scheduler = daskexec.ExecutorScheduler(ex)
+        killer = kill_soon(fourth, 2.0)
+        got = y.compute(scheduler=scheduler)
+        killer.join()
+        np.testing.assert_array_equal(got, expected)
+        _wait_idle()
+        assert dask.compute(dask.delayed(pow)(2, 3), scheduler=scheduler) == (8,)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_killing_a_worker_node_still_completes_the_work() -> None:
+    _isolated(_node_death)
