@@ -38,8 +38,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import loky
-from daskexec.engine import EngineInfo
 from loky.process_executor import BrokenProcessPool, TerminatedWorkerError
+
+from daskexec.engine import EngineInfo
 
 __all__ = ["LokyExecutor", "TerminatedWorkerError"]
 __version__ = "0.1.0"

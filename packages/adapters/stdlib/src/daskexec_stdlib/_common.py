@@ -8,10 +8,10 @@ call of a module-level runner that any pickler handles:
 
 - ``fn`` is always serialized with cloudpickle (by reference when it is
   importable, which costs about as much as pickling it by name);
-- when every argument is a plain value (``bytes``, ``str``, numbers, ``None``)
-  and there are no keyword arguments, the arguments travel as they are: a
-  ``bytes`` payload, which is what the daskexec scheduler sends, is never
-  copied into a second pickle;
+- when every argument is a plain value (``bytes``, ``str``, numbers, ``None``,
+  or a tuple of those) and there are no keyword arguments, the arguments
+  travel as they are: the scheduler's payload, a ``(bytes, bytes)`` pair, is
+  never copied into a second pickle;
 - otherwise the whole call is one cloudpickle blob.
 """
 
@@ -90,9 +90,14 @@ def pack_call(
     The runner is importable and its arguments pickle with the standard
     pickler (see the module docstring).
     """
-    if not kwargs and all(type(a) in _PLAIN for a in args):
+    if not kwargs and all(_is_plain(a) for a in args):
         return _run_plain, (cloudpickle.dumps(fn), *args)
     return _run_packed, (cloudpickle.dumps((fn, args, kwargs)),)
+
+
+def _is_plain(value: Any) -> bool:
+    kind = type(value)
+    return kind in _PLAIN or (kind is tuple and all(type(v) in _PLAIN for v in value))
 
 
 def _run_plain(fn_blob: bytes, *args: Any) -> Any:

@@ -31,6 +31,7 @@ started on demand.  Reading the worker list uses the pool's private
 
 from __future__ import annotations
 
+import atexit
 import collections
 import concurrent.futures
 import functools
@@ -56,6 +57,12 @@ from ._common import (
 __all__ = ["MultiprocessingPoolExecutor"]
 
 T = TypeVar("T")
+
+# At interpreter exit multiprocessing terminates every pool's workers; that is
+# no worker death to report, and no reason to start a new pool.  (atexit runs
+# handlers last-registered first, so this flag is set before that happens.)
+_EXITING = threading.Event()
+atexit.register(_EXITING.set)
 
 # (future, runner, runner args) of one work item
 _Item = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]
@@ -200,7 +207,7 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         else:
             return
         with self._lock:
-            if gen.closing.is_set() or self._gen is not gen:
+            if gen.closing.is_set() or self._gen is not gen or _EXITING.is_set():
                 return
             gen.closing.set()
             self._gen = None
