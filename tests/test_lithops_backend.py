@@ -152,6 +152,7 @@ def test_shutdown_cancel_futures_returns_promptly() -> None:
     start = time.monotonic()
     executor.shutdown(wait=True, cancel_futures=True)
     assert time.monotonic() - start < 30
+    assert all(future.cancelled() for future in futures)
     for future in futures:
         with pytest.raises(concurrent.futures.CancelledError):
             future.result(timeout=0)
@@ -195,6 +196,10 @@ def test_cloud_config_reaches_lithops_unchanged() -> None:
     config = {"lithops": {"storage": "aws_s3"}, "aws": {"region": "us-east-1"}}
     resolved, backend = _resolve_config(config, "aws_lambda", None, 500, options)
     assert backend == "aws_lambda"
-    assert resolved["lithops"] == {"backend": "aws_lambda", "storage": "aws_s3"}
+    assert resolved["lithops"] == {
+        "backend": "aws_lambda",
+        "storage": "aws_s3",
+        "data_limit": False,
+    }
     assert "localhost" not in resolved, "no localhost runtime forced onto a cloud backend"
     assert options == {"max_workers": 500, "log_level": None}

@@ -137,6 +137,9 @@ def _resolve_config(
             options["worker_processes"] = workers
     elif workers is not None:
         options["max_workers"] = workers
+    # Lithops refuses a job whose payloads add up to more than 4 MiB unless
+    # told otherwise; the scheduler sizes its payloads itself.
+    section.setdefault("data_limit", False)
     if "log_level" not in options:
         # Lithops logs every job at INFO on stdout unless told otherwise;
         # only a config that sets a log level gets its logs.
@@ -181,8 +184,11 @@ class LithopsExecutor(concurrent.futures.Executor):
     - :meth:`submit_many` makes one Lithops job of a whole batch, and each of
       its futures completes when its own call does, not in order.
       :meth:`map` is one job too; :meth:`submit` is a one-call job.
-    - A call is dispatched when it is submitted, so its future is running
-      from the start and ``cancel()`` returns ``False``.
+    - Lithops cannot say when a dispatched call starts running, nor recall
+      it, so a future stays pending until its call's outcome arrives and
+      ``cancel()`` succeeds until then: the call is abandoned (its result is
+      dropped, :meth:`shutdown` does not wait for it, and a local process
+      runs on until it ends or :meth:`shutdown` stops it).
     - A future fails with :class:`LithopsWorkerError` when the engine lost the
       call (its process died, or it timed out); with the function's own
       exception when the function raised.  Either way the executor goes on
@@ -373,7 +379,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             ours: list[concurrent.futures.Future[T]] = []
             for inner in tracked:
                 outer: concurrent.futures.Future[T] = concurrent.futures.Future()
-                outer.set_running_or_notify_cancel()
+                outer.add_done_callback(functools.partial(self._on_cancel, inner))
                 self._inflight[inner] = outer
                 ours.append(outer)
         for inner in tracked:
@@ -398,6 +404,24 @@ class LithopsExecutor(concurrent.futures.Executor):
         except concurrent.futures.InvalidStateError:  # pragma: no cover - settled twice
             pass
 
+    def _on_cancel(
+        self, inner: concurrent.futures.Future[Any], outer: concurrent.futures.Future[Any]
+    ) -> None:
+        """Abandon the call of a cancelled future, and wake whoever waits on it."""
+        if not outer.cancelled():
+            return
+        # The stdlib pools notify waiters when a worker reaches a cancelled
+        # item; no worker will reach this one, it was dispatched already.
+        with contextlib.suppress(RuntimeError):
+            outer.set_running_or_notify_cancel()
+        with self._lock:
+            self._inflight.pop(inner, None)
+        # Settled, the tracker forgets the call: shutdown() need not wait for it.
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            inner.set_exception(
+                concurrent.futures.CancelledError("abandoned: its future was cancelled")
+            )
+
     # -- shutting down ------------------------------------------------------
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -408,27 +432,21 @@ class LithopsExecutor(concurrent.futures.Executor):
         job monitor, invoker and local worker processes are stopped;
         ``wait=False`` does the same in a background thread.  With
         ``cancel_futures=True``, calls still in flight are abandoned: their
-        futures fail with ``CancelledError`` at once and their local worker
-        processes are killed (a cloud function already started runs on to
-        its end, as Lithops cannot recall it).
+        futures are cancelled at once and their local worker processes are
+        killed (a cloud function already started runs on to its end, as
+        Lithops cannot recall it).
         """
         with self._lock:
             self._shutdown = True
-            abandoned = list(self._inflight) if cancel_futures else []
+            abandoned = list(self._inflight.items()) if cancel_futures else []
             if self._releaser is None:
                 self._releaser = threading.Thread(
                     target=self._release, name="daskexec-lithops-shutdown", daemon=True
                 )
                 self._releaser.start()
             releaser = self._releaser
-        for inner in abandoned:
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                inner.set_exception(
-                    concurrent.futures.CancelledError(
-                        "the executor was shut down with cancel_futures=True "
-                        "before this Lithops call finished"
-                    )
-                )
+        for _, outer in abandoned:
+            outer.cancel()  # abandons its call: see _on_cancel
         if wait:
             releaser.join()
 
