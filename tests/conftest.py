@@ -96,6 +96,23 @@ def scheduler(executor: concurrent.futures.Executor) -> daskexec.ExecutorSchedul
     return daskexec.ExecutorScheduler(executor)
 
 
+# Interpreter-wide helper processes that outlive every executor by design.
+SHARED_HELPERS = (
+    "multiprocessing.forkserver",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.semaphore_tracker",
+    "loky.backend.resource_tracker",
+)
+
+
+def _is_shared_helper(proc: object) -> bool:
+    try:
+        cmdline = " ".join(proc.cmdline())  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return any(h in cmdline for h in SHARED_HELPERS)
+
+
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fail if the test leaves a thread or a child process of ours running."""
@@ -114,6 +131,7 @@ def no_leaks() -> Iterator[None]:
             if p.pid not in children_before
             and p.is_running()
             and p.status() != psutil.STATUS_ZOMBIE
+            and not _is_shared_helper(p)
         ]
         if not new_threads and not new_children:
             return
