@@ -125,14 +125,18 @@ def no_leaks() -> Iterator[None]:
     deadline = __import__("time").monotonic() + 10
     while True:
         new_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        new_children = [
-            p
-            for p in me.children(recursive=True)
-            if p.pid not in children_before
-            and p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE
-            and not _is_shared_helper(p)
-        ]
+        new_children = []
+        for p in me.children(recursive=True):
+            try:
+                if (
+                    p.pid not in children_before
+                    and p.is_running()
+                    and p.status() != psutil.STATUS_ZOMBIE
+                    and not _is_shared_helper(p)
+                ):
+                    new_children.append(p)
+            except psutil.Error:
+                continue
         if not new_threads and not new_children:
             return
         if __import__("time").monotonic() > deadline:
