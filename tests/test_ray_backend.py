@@ -145,8 +145,9 @@ def test_worker_death_is_a_prompt_ray_error(executor: Any, idle: None) -> None:
 
     no_retries = RayExecutor(max_retries=0)  # shares this process's Ray
     start = time.monotonic()
-    with pytest.raises(ray.exceptions.RayError):
+    with pytest.raises(concurrent.futures.BrokenExecutor) as info:
         no_retries.submit(_die, None).result(timeout=60)
+    assert isinstance(info.value.__cause__, ray.exceptions.WorkerCrashedError), info.value
     assert time.monotonic() - start < 30
     no_retries.shutdown()
     assert ray.is_initialized(), "an executor that did not start Ray must not stop it"
@@ -290,7 +291,7 @@ def _node_death() -> None:
     import numpy as np
     from ray.cluster_utils import Cluster
 
-    from daskexec_ray import RayExecutor
+    from daskexec_ray import RayEngineError, RayExecutor
 
     cluster = Cluster(
         initialize_head=True,
@@ -325,7 +326,9 @@ def _node_death() -> None:
         killer.join()
         assert not not_done, f"{len(not_done)} futures hang after a node died"
         errors = [f.exception() for f in futures if f.exception() is not None]
-        assert errors and all(isinstance(e, ray.exceptions.RayError) for e in errors), errors
+        assert errors, "no task was lost"
+        assert all(isinstance(e, RayEngineError) for e in errors), errors
+        assert all(isinstance(e.__cause__, ray.exceptions.RayError) for e in errors), errors
         _wait_idle()
 
         # 3. a whole graph: outputs held on a node that dies are rebuilt from lineage

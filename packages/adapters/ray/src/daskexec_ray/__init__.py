@@ -8,7 +8,7 @@
 Registered as the ``ray`` backend (``daskexec.create_executor("ray")``).
 """
 
-from daskexec_ray._executor import TASK_OPTIONS, RayExecutor
+from daskexec_ray._executor import TASK_OPTIONS, RayEngineError, RayExecutor
 
-__all__ = ["TASK_OPTIONS", "RayExecutor"]
+__all__ = ["TASK_OPTIONS", "RayEngineError", "RayExecutor"]
 __version__ = "0.1.0"

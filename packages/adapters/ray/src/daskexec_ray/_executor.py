@@ -29,10 +29,14 @@ Errors
     A task's exception comes back as its original type and message, with
     the remote traceback as its ``__cause__`` (as ``ProcessPoolExecutor``
     does).  Failures of the engine (``WorkerCrashedError``,
-    ``NodeDiedError``, ``ObjectLostError``, ...) are left as Ray's
-    ``RayError`` subclasses: after Ray's own ``max_retries`` they fail the
-    future as soon as Ray reports them.  ``Future.cancel()`` marks the
-    future cancelled and force-cancels the Ray task, queued or running
+    ``NodeDiedError``, ``ObjectLostError``, ...) fail the future with a
+    ``RayEngineError`` (a ``BrokenExecutor``, Ray's error as its cause) as
+    soon as Ray reports them, once Ray's own ``max_retries`` are used up.
+    Ray itself re-runs a task lost to a dead worker or node (up to
+    ``max_retries``, default 3, as Ray's default) and rebuilds lost outputs
+    from their lineage, which only Ray can do; so the scheduler's own
+    retries see a loss only once Ray gives up.  ``Future.cancel()`` marks
+    the future cancelled and force-cancels the Ray task, queued or running
     (``ray.cancel(ref, force=True)``, which ends a running task's worker
     process; Ray starts a new one on demand).
 
@@ -65,7 +69,7 @@ import ray
 from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteTraceback
 
-__all__ = ["RayExecutor"]
+__all__ = ["RayEngineError", "RayExecutor"]
 
 #: Options of ``ray.remote(...).options()`` that Dask annotations may set per
 #: work item.  Other annotation keys (``priority``, ``retries``, ...) belong
@@ -111,13 +115,40 @@ _remote_call = ray.remote(_call)
 _remote_item = ray.remote(_run_item)
 
 
-def _original(exc: BaseException) -> BaseException:
-    """The user's exception behind a ``RayTaskError``, with the remote traceback attached."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
-        text = _ANSI.sub("", str(exc))
-        cause.__cause__ = RemoteTraceback(f'\n"""\n{text}\n"""')
-        return cause
+class RayEngineError(concurrent.futures.BrokenExecutor):
+    """Ray lost a task: its worker process or node died, or its result was lost.
+
+    Raised by a future (and by the reference engine's ``fetch``) once Ray has
+    used up the task's ``max_retries``; ``__cause__`` is Ray's own exception
+    (``WorkerCrashedError``, ``NodeDiedError``, ``ObjectLostError``, ...).
+    A failure of the engine, not of the task: the executor keeps working,
+    and running the task again may succeed.
+    """
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """What a Ray failure means for the caller.
+
+    A task's own exception becomes that exception again (its original type
+    and message) with the remote traceback as ``__cause__``; any other
+    ``RayError`` is the engine's failure, a :class:`RayEngineError`.
+    """
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, ray.exceptions.RayError):
+            exc = cause  # e.g. TaskCancelledError: not the task's own error
+        elif isinstance(cause, Exception):
+            text = _ANSI.sub("", str(exc))
+            cause.__cause__ = RemoteTraceback(f'\n"""\n{text}\n"""')
+            return cause
+    if isinstance(exc, ray.exceptions.RayError):
+        err = RayEngineError(
+            f"Ray lost the task ({type(exc).__name__}: {_ANSI.sub('', str(exc)).strip()}); "
+            "a worker process or node died (out of memory, os._exit, a killed node) "
+            "after Ray's own retries (max_retries), or the task was cancelled"
+        )
+        err.__cause__ = exc
+        return err
     return exc
 
 
@@ -141,7 +172,7 @@ class _RayFuture(Future[Any]):
         exc = inner.exception()
         if exc is not None:
             with contextlib.suppress(Exception):  # never lose a failure over its looks
-                exc = _original(exc)
+                exc = _translate(exc)
         try:
             if exc is None:
                 self.set_result(inner.result())
@@ -405,8 +436,17 @@ class _RayReferences:
         return ex._track(refs[0]), list(refs[1:])
 
     def fetch(self, refs: Sequence[Any]) -> list[Any]:
-        """Return the values behind ``refs``, in order (``ray.get``)."""
-        return list(ray.get(list(refs)))
+        """Return the values behind ``refs``, in order (``ray.get``).
+
+        Raises
+        ------
+        RayEngineError
+            If Ray lost a value and could not rebuild it.
+        """
+        try:
+            return list(ray.get(list(refs)))
+        except ray.exceptions.RayError as exc:
+            raise _translate(exc) from exc
 
     def put(self, value: Any) -> Any:
         """Store ``value`` in Ray's object store; return its ``ObjectRef``."""
