@@ -6,6 +6,8 @@ Writes ``benchmarks/results/<backends>[-quick].md``, ``.png`` and ``.json``.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -32,8 +34,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3; quick 1)")
     p.add_argument(
         "--memory",
-        choices=["rss", "tracemalloc", "none"],
-        default="rss",
+        choices=["tracemalloc", "rss", "none"],
+        default="tracemalloc",
         help="how to measure driver peak memory, in an extra untimed repeat",
     )
     p.add_argument("--workloads", default="", help="comma-separated subset of workloads")
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module="distributed")
 
     import daskexec
+
+    # Dask imports distributed on its first compute: not part of a runner's start-up.
+    if importlib.util.find_spec("distributed") is not None:
+        importlib.import_module("distributed")
     from benchmarks import report
     from benchmarks.runners import make_groups
     from benchmarks.suite import run_groups

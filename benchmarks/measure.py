@@ -3,19 +3,20 @@
 Time is wall-clock (``time.perf_counter``) around ``collection.compute``.
 Memory is measured in its own repeat, never in a timed one, by one of:
 
-``rss`` (default)
-    The driver process's resident set size, sampled every 5 ms by a thread,
-    highest sample minus the RSS just before the compute.  Counts everything
-    in the process at no cost to speed, but memory an earlier run freed and
-    the allocator kept (small objects; chunks below glibc's adaptive mmap
-    threshold) is reused unseen, so a repeat can read lower than a first run.
-``tracemalloc``
+``tracemalloc`` (default)
     The peak of memory allocated through Python's allocators while the
     compute runs, NumPy and pandas buffers included (NumPy reports its data
     buffers to tracemalloc), counted from the start of the compute.  Precise
     and independent of what earlier runs left in the allocator, but it slows
     fine-grained graphs several-fold (a 20,000-task graph on LocalCluster:
     minutes).  Arrow buffers are not counted.
+``rss``
+    The driver process's resident set size, sampled every 5 ms by a thread,
+    highest sample minus the RSS just before the compute.  Counts everything
+    in the process at no cost to speed, but memory an earlier run freed and
+    the allocator kept (small objects; chunks below glibc's adaptive mmap
+    threshold) is reused unseen, so a repeat after a warm-up reads far too
+    low (a few MiB for a graph with 80 MB of chunks): indicative only.
 
 Both measure the driver only: the process that calls ``compute``.  Runners
 whose workers are threads of that process (Dask's threaded scheduler,
@@ -36,7 +37,7 @@ import psutil
 
 __all__ = ["MEMORY_METHODS", "peak_memory", "timed"]
 
-MEMORY_METHODS = ("rss", "tracemalloc")
+MEMORY_METHODS = ("tracemalloc", "rss")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -47,7 +48,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def peak_memory(fn: Callable[[], Any], method: str = "rss") -> int:
+def peak_memory(fn: Callable[[], Any], method: str = "tracemalloc") -> int:
     """Bytes of driver memory ``fn()`` needed at its peak, measured by ``method``."""
     gc.collect()
     if method == "tracemalloc":
