@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,8 +41,17 @@ FAST_FAILURE = {
 def _isolated(scenario: Callable[[], None]) -> None:
     """Run ``scenario`` in a new interpreter; re-raise its failure here."""
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=ctx, initializer=_ship_this_module_by_value
+    ) as pool:
         pool.submit(scenario).result(timeout=SCENARIO_TIMEOUT)
+
+
+def _ship_this_module_by_value() -> None:
+    """Ray workers cannot import this module: send its functions by value (as conftest does)."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _wait_idle(timeout: float = 20.0) -> None:
@@ -59,6 +69,10 @@ def _wait_idle(timeout: float = 20.0) -> None:
 
 def _node_id(x: Any = None) -> str:
     return str(ray.get_runtime_context().get_node_id())
+
+
+def _pow(a: int, b: int) -> int:
+    return int(a**b)
 
 
 def _slow_square(i: int) -> int:
@@ -228,7 +242,7 @@ def _connect_existing() -> None:
             assert ex.submit(pow, 3, 2).result(timeout=60) == 9
         assert not ray.is_initialized()
         ray.init(address=cluster.address)
-        assert ray.get(ray.remote(pow).remote(2, 5), timeout=60) == 32, "cluster is gone"
+        assert ray.get(ray.remote(_pow).remote(2, 5), timeout=60) == 32, "cluster is gone"
         # a Ray this process initialised: used as is, left initialised
         with pytest.raises(ValueError, match="already initialised"):
             RayExecutor(ray_init_kwargs={"num_cpus": 4})
@@ -236,7 +250,7 @@ def _connect_existing() -> None:
         assert ex.submit(pow, 2, 2).result(timeout=60) == 4
         ex.shutdown()
         assert ray.is_initialized()
-        assert ray.get(ray.remote(pow).remote(2, 6), timeout=60) == 64
+        assert ray.get(ray.remote(_pow).remote(2, 6), timeout=60) == 64
         _wait_idle()
     finally:
         ray.shutdown()

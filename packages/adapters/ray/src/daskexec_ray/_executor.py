@@ -18,8 +18,9 @@ Tasks and futures
     Every call becomes one Ray task of a module-level trampoline
     (``_call(fn, args, kwargs)``); arguments travel as one tuple, so an
     ``ObjectRef`` inside them arrives as a reference, as in any executor.
-    A batch (``map``, ``submit_many``) puts ``fn`` in the object store once
-    when it is large.  Each task's first ``ObjectRef`` is bridged to a
+    ``fn`` is pickled with cloudpickle (so ``register_pickle_by_value``
+    applies), once per batch (``map``, ``submit_many``), and put in the
+    object store when large.  Each task's first ``ObjectRef`` is bridged to a
     ``concurrent.futures.Future`` through ``ObjectRef.future()``.  Ray runs
     those completion callbacks on its own I/O thread, where a blocking
     ``ray.get`` deadlocks, so the bridge only enqueues, and one dispatcher
@@ -99,12 +100,12 @@ _PUT_FUNCTION_ABOVE = 64 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return fn(*args, **kwargs)
+def _call(fn: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return cloudpickle.loads(fn)(*args, **kwargs)
 
 
-def _run_item(fn: Callable[..., Any], n_outputs: int, payload: Any, *inputs: Any) -> Any:
-    status, outputs = fn(payload, *inputs)
+def _run_item(fn: bytes, n_outputs: int, payload: Any, *inputs: Any) -> Any:
+    status, outputs = cloudpickle.loads(fn)(payload, *inputs)
     outputs = tuple(outputs)
     if len(outputs) != n_outputs:
         raise ValueError(f"work item returned {len(outputs)} outputs, expected {n_outputs}")
@@ -258,7 +259,7 @@ class RayExecutor(concurrent.futures.Executor):
             If the executor has been shut down.
         """
         self._check_open()
-        return self._track(self._call.remote(fn, args, kwargs))
+        return self._track(self._call.remote(_shippable(fn), args, kwargs))
 
     def submit_many(self, fn: Callable[..., Any], payloads: Iterable[Any]) -> list[Future[Any]]:
         """Run ``fn(payload)`` for every payload, all submitted at once; futures in order.
@@ -365,7 +366,7 @@ class RayExecutor(concurrent.futures.Executor):
         self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]
     ) -> list[Future[Any]]:
         self._check_open()
-        shipped = _shippable(fn) if len(calls) > 1 else fn
+        shipped = _shippable(fn)
         return [self._track(self._call.remote(shipped, args, {})) for args in calls]
 
     def _track(self, ref: ray.ObjectRef[Any]) -> _RayFuture:
@@ -467,10 +468,14 @@ class _RayReferences:
 
 
 def _shippable(fn: Callable[..., Any]) -> Any:
-    """``fn`` itself, or an ``ObjectRef`` to it when its pickle is large."""
-    if len(cloudpickle.dumps(fn)) > _PUT_FUNCTION_ABOVE:
-        return ray.put(fn)
-    return fn
+    """``fn`` pickled with cloudpickle: its bytes, or an ``ObjectRef`` to them when large.
+
+    cloudpickle rather than Ray's vendored copy, so that modules a user
+    registered with ``cloudpickle.register_pickle_by_value`` travel by value
+    here as on every other backend.
+    """
+    data = cloudpickle.dumps(fn)
+    return ray.put(data) if len(data) > _PUT_FUNCTION_ABOVE else data
 
 
 def _connect(address: str | None, init_kwargs: dict[str, Any]) -> bool:
