@@ -78,7 +78,7 @@ def bench_quick(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.17,<0.18")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -86,7 +86,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's source."""
-    session.install("mypy>=1.10", *[f"./{p}" for p in PACKAGES])
+    session.install("mypy>=2.0,<3", *[f"./{p}" for p in PACKAGES])
     session.run("mypy", *[f"{p}/src" for p in PACKAGES])
 
 
