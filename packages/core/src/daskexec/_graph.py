@@ -40,6 +40,17 @@ class Graph:
     annotations: dict[Hashable, dict[str, Any]]
 
 
+def is_finalize(key: Hashable) -> bool:
+    """Whether ``key`` is the task Dask adds to assemble a collection's result.
+
+    Its inputs are the collection's partitions and its output goes to the
+    caller: when results come back to the driver anyway, running it there
+    saves a round trip of all the data (and, on a serverless engine, a whole
+    invocation).
+    """
+    return isinstance(key, str) and key.startswith("finalize-")
+
+
 def is_bookkeeping(node: GraphNode) -> bool:
     """Whether ``node`` only rearranges data (literal, alias, container of references)."""
     if isinstance(node, (DataNode, Alias, NestedContainer)):

@@ -18,8 +18,9 @@ group holding the most urgent ready task (lowest ``dask.order`` priority)
 goes out as one batch: its most urgent tasks, cut into work items of
 ``pack_size`` tasks (see ``_packing``), each closed over the consumers it
 alone feeds.  Bookkeeping nodes (literal data, aliases, and, unless results
-stay remote, containers of references) never go out: the driver runs them
-as soon as their inputs are in.
+stay remote, containers of references and Dask's final assembly of a
+collection's result) never go out: the driver runs them as soon as their
+inputs are in.
 
 Failures
 --------
@@ -47,7 +48,7 @@ from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
 from dask.utils import key_split
 
 from daskexec import _packing, _serialize
-from daskexec._graph import Graph, is_bookkeeping
+from daskexec._graph import Graph, is_bookkeeping, is_finalize
 from daskexec._worker import (
     Cancelled,
     ItemResult,
@@ -116,11 +117,11 @@ class Run:
         self.export_all = bool(self.posttask)
 
         nodes = graph.nodes
-        self.local: set[Hashable] = {
-            k
-            for k, node in nodes.items()
-            if (isinstance(node, (DataNode, Alias)) if self.refs else is_bookkeeping(node))
-        }
+        if self.refs is not None:
+            # results stay remote: only what needs no data runs here
+            self.local = {k for k, n in nodes.items() if isinstance(n, (DataNode, Alias))}
+        else:
+            self.local = {k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k)}
         self.status: dict[Hashable, int] = dict.fromkeys(nodes, WAITING)
         self.missing: dict[Hashable, int] = {k: len(d) for k, d in graph.dependencies.items()}
         self.refcount: dict[Hashable, int] = {k: len(v) for k, v in graph.dependents.items()}
