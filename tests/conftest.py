@@ -11,9 +11,9 @@ declare it, the test is skipped and the report shows why.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import cloudpickle
@@ -96,52 +96,22 @@ def scheduler(executor: concurrent.futures.Executor) -> daskexec.ExecutorSchedul
     return daskexec.ExecutorScheduler(executor)
 
 
-# Interpreter-wide helper processes that outlive every executor by design.
-SHARED_HELPERS = (
-    "multiprocessing.forkserver",
-    "multiprocessing.resource_tracker",
-    "multiprocessing.semaphore_tracker",
-    "loky.backend.resource_tracker",
-)
-
-
-def _is_shared_helper(proc: object) -> bool:
-    try:
-        cmdline = " ".join(proc.cmdline())  # type: ignore[attr-defined]
-    except Exception:
-        return False
-    return any(h in cmdline for h in SHARED_HELPERS)
-
-
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fail if the test leaves a thread or a child process of ours running."""
-    import psutil
+    import leaks
 
-    me = psutil.Process(os.getpid())
     threads_before = set(threading.enumerate())
-    children_before = {p.pid for p in me.children(recursive=True)}
+    children_before = leaks.snapshot()
     yield
-    deadline = __import__("time").monotonic() + 10
+    deadline = time.monotonic() + 10
     while True:
         new_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        new_children = []
-        for p in me.children(recursive=True):
-            try:
-                if (
-                    p.pid not in children_before
-                    and p.is_running()
-                    and p.status() != psutil.STATUS_ZOMBIE
-                    and not _is_shared_helper(p)
-                ):
-                    new_children.append(p)
-            except psutil.Error:
-                continue
+        new_children = leaks.leftovers(children_before)
         if not new_threads and not new_children:
             return
-        if __import__("time").monotonic() > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError(
-                f"left running: threads {[t.name for t in new_threads]}, "
-                f"processes {[(p.pid, p.name()) for p in new_children]}"
+                f"left running: threads {[t.name for t in new_threads]}, processes {new_children}"
             )
-        __import__("time").sleep(0.05)
+        time.sleep(0.05)

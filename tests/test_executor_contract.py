@@ -22,25 +22,15 @@ import threading
 import time
 from collections.abc import Iterator
 
-import psutil
 import pytest
 
 import daskexec
+import leaks
 
 pytestmark = pytest.mark.timeout(180)
 
 #: Upper bound for any single result: process start-up on a loaded machine.
 TIMEOUT = 60.0
-
-#: Interpreter-wide helper processes that pools start once and share (the
-#: multiprocessing forkserver, the resource trackers).  They are not worker
-#: processes of any one executor and outlive it by design.
-_SHARED_HELPERS = (
-    "multiprocessing.forkserver",
-    "multiprocessing.resource_tracker",
-    "multiprocessing.semaphore_tracker",
-    "loky.backend.resource_tracker",
-)
 
 
 @pytest.fixture
@@ -51,21 +41,6 @@ def ex(backend: str) -> Iterator[concurrent.futures.Executor]:
         yield executor
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _live_children() -> dict[int, str]:
-    """pid -> command line of this process's live descendants, shared helpers excluded."""
-    found = {}
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            cmdline = " ".join(child.cmdline())
-        except psutil.NoSuchProcess:
-            continue
-        if not any(helper in cmdline for helper in _SHARED_HELPERS):
-            found[child.pid] = cmdline
-    return found
 
 
 def _workers(executor: concurrent.futures.Executor) -> int:
@@ -252,14 +227,14 @@ def test_shutdown_cancel_futures(ex: concurrent.futures.Executor) -> None:
 
 
 def test_no_child_process_left_after_shutdown(backend: str) -> None:
-    before = _live_children()
+    before = leaks.snapshot()
     executor = daskexec.create_executor(backend)
     try:
         futures = [executor.submit(abs, -i) for i in range(4 * _workers(executor))]
         assert sorted(f.result(timeout=TIMEOUT) for f in futures) == sorted(range(len(futures)))
     finally:
         executor.shutdown(wait=True)
-    left = {pid: cmd for pid, cmd in _live_children().items() if pid not in before}
+    left = leaks.leftovers(before)
     assert not left, f"child processes still running after shutdown(wait=True): {left}"
 
 
@@ -268,7 +243,7 @@ def test_no_child_process_left_after_shutdown(backend: str) -> None:
 
 @pytest.mark.requires("survives-worker-death")
 def test_worker_death_is_broken_executor_and_executor_recovers(backend: str) -> None:
-    before = _live_children()
+    before = leaks.snapshot()
     executor = daskexec.create_executor(backend)
     try:
         doomed = executor.submit(os._exit, 1)
@@ -281,5 +256,5 @@ def test_worker_death_is_broken_executor_and_executor_recovers(backend: str) -> 
         assert list(executor.map(abs, [-1, -2, -3], timeout=TIMEOUT)) == [1, 2, 3]
     finally:
         executor.shutdown(wait=True)
-    left = {pid: cmd for pid, cmd in _live_children().items() if pid not in before}
+    left = leaks.leftovers(before)
     assert not left, f"child processes left after a worker died and shutdown: {left}"

@@ -51,6 +51,10 @@ CAPABILITIES: dict[str, str] = {
         "engine failure and keeps accepting work (so a retry can succeed)"
     ),
     "cancel-running": "work items already running can be stopped on error",
+    "retries-internally": (
+        "the engine re-runs work lost with a worker on its own (Ray's task "
+        "retries), so the scheduler may never see the failure"
+    ),
 }
 
 

@@ -337,6 +337,7 @@ class RayExecutor(concurrent.futures.Executor):
             call_overhead=5e-3 if client else 1e-3,
             capabilities=frozenset(
                 {"separate-processes", "survives-worker-death", "cancel-running"}
+                | ({"retries-internally"} if self._options.get("max_retries") else set())
             ),
             references=self._references,
             name="ray",
