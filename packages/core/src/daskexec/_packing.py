@@ -8,7 +8,8 @@ one batch, with ``p`` chosen so that the overhead is small against the work
 workers remain to run in parallel.  Task times are measured per group as
 items come back; until a group has been measured, a cheap engine sends it
 one task per item (the first results arrive within microseconds and fix
-``p``) and an expensive engine spreads the batch over its workers.
+``p``) and an expensive engine uses the mean task time measured so far in
+the compute, or, before any measurement, spreads the batch over its workers.
 
 Then each item is closed over its dependents: the only consumer of a task in
 the item joins it when its every input is produced inside the item or is
@@ -31,14 +32,30 @@ AMORTIZE = 10.0
 CHEAP_CALL = 5e-3
 
 
-def pack_size(ntasks: int, workers: int, overhead: float, task_time: float | None) -> int:
-    """Tasks per work item for a batch of ``ntasks`` tasks."""
+def pack_size(
+    ntasks: int,
+    workers: int,
+    overhead: float,
+    task_time: float | None,
+    typical_time: float | None = None,
+) -> int:
+    """Tasks per work item for a batch of ``ntasks`` tasks.
+
+    ``task_time`` is the measured time per task of this batch's group;
+    ``typical_time`` the mean over every task measured so far in the compute,
+    which an expensive engine uses for a group not yet measured (each round
+    trip costs it a whole invocation, so a guess beats a probe).
+    """
     if ntasks <= 1:
         return 1
     overhead = max(overhead, DRIVER_ITEM_COST)
     spread = math.ceil(ntasks / workers)
     if task_time is None:
-        return 1 if overhead < CHEAP_CALL else spread
+        if overhead < CHEAP_CALL:
+            return 1
+        if typical_time is None:
+            return spread
+        task_time = typical_time
     amortized = math.ceil(AMORTIZE * overhead / max(task_time, 1e-7))
     if amortized <= spread:
         return amortized
@@ -55,12 +72,16 @@ def close_over_dependents(
     can_join: Callable[[Hashable], bool],
     available: Callable[[Hashable], bool],
     limit: int,
+    fan_out: bool = False,
 ) -> list[Hashable]:
     """Add to ``members`` every sole consumer whose inputs are all inside or available.
 
     ``can_join(key)`` says whether a task may run remotely and is not yet
     placed; ``available(key)`` whether a key's value is already in hand.
-    Returns the tasks added, at most ``limit``.
+    With ``fan_out``, consumers of tasks that have several join too: for an
+    engine whose round trip costs far more than the tasks, one more round
+    costs more than the parallelism it would buy.  Returns the tasks added,
+    at most ``limit``.
     """
     inside = set(members)
     added: list[Hashable] = []
@@ -69,16 +90,16 @@ def close_over_dependents(
         nxt: list[Hashable] = []
         for key in frontier:
             consumers = dependents[key]
-            if len(consumers) != 1:
+            if len(consumers) != 1 and not fan_out:
                 continue
-            dep = consumers[0]
-            if dep in inside or not can_join(dep):
-                continue
-            if all(d in inside or available(d) for d in dependencies[dep]):
-                inside.add(dep)
-                added.append(dep)
-                nxt.append(dep)
-                if len(added) >= limit:
-                    return added
+            for dep in consumers:
+                if dep in inside or not can_join(dep):
+                    continue
+                if all(d in inside or available(d) for d in dependencies[dep]):
+                    inside.add(dep)
+                    added.append(dep)
+                    nxt.append(dep)
+                    if len(added) >= limit:
+                        return added
         frontier = nxt
     return added

@@ -133,6 +133,7 @@ class Run:
         self.group_left: dict[Hashable, int] = {}
         self.group_since: dict[Hashable, float] = {}
         self.task_time: dict[Hashable, float] = {}
+        self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.done = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
@@ -318,9 +319,13 @@ class Run:
         """Send batches while there is room; return how long a held batch may wait."""
         s = self.settings
         hold_until: float | None = None
+        # On an expensive engine every round trip is a whole invocation: all
+        # ready work goes out in one batch (one job), whatever its kind.
+        merge = self.info.call_overhead >= _packing.CHEAP_CALL
         while self.n_ready and len(self.inflight) < s.max_inflight:
             now = time.monotonic()
             best: tuple[int, Hashable] | None = None
+            sendable: list[Hashable] = []
             for grp, heap in self.heaps.items():
                 if not heap:
                     continue
@@ -328,11 +333,13 @@ class Run:
                     until = self.group_since[grp] + s.timeout
                     hold_until = until if hold_until is None else min(hold_until, until)
                     continue
+                sendable.append(grp)
                 if best is None or heap[0][0] < best[0]:
                     best = (heap[0][0], grp)
             if best is None:
                 break
-            self._send_batch(best[1])
+            others = [g for g in sendable if g != best[1]] if merge else []
+            self._send_batch(best[1], others)
         if hold_until is None:
             return None
         return max(0.0, hold_until - time.monotonic())
@@ -346,15 +353,23 @@ class Run:
             return False
         return now < self.group_since[grp] + s.timeout
 
-    def _send_batch(self, grp: Hashable) -> None:
+    def _send_batch(self, grp: Hashable, merge: list[Hashable]) -> None:
         s = self.settings
         heap = self.heaps[grp]
+        for other in merge:
+            for entry in self.heaps.pop(other):
+                heapq.heappush(heap, entry)
         slots = s.max_inflight - len(self.inflight)
         ntasks = len(heap)
         if s.batch_size is not None:
             ntasks = min(ntasks, s.batch_size)
+        seconds, counted = self.measured
         p = s.pack_size or _packing.pack_size(
-            ntasks, self.info.workers, self.info.call_overhead, self.task_time.get(grp)
+            ntasks,
+            self.info.workers,
+            self.info.call_overhead,
+            self.task_time.get(grp),
+            seconds / counted if counted else None,
         )
         ntasks = min(ntasks, p * slots)
         members = [heapq.heappop(heap)[1] for _ in range(ntasks)]
@@ -363,7 +378,14 @@ class Run:
             self.group_since[grp] = time.monotonic()
         else:
             del self.heaps[grp]
-        items = [self._build_item(members[i : i + p]) for i in range(0, ntasks, p)]
+        typical = seconds / counted if counted else None
+        overhead = self.info.call_overhead
+        fan_out = (
+            overhead >= _packing.CHEAP_CALL
+            and typical is not None
+            and typical * _packing.AMORTIZE < overhead
+        )
+        items = [self._build_item(members[i : i + p], fan_out) for i in range(0, ntasks, p)]
         self._submit(grp, items)
 
     def _can_join(self, key: Hashable) -> bool:
@@ -372,10 +394,18 @@ class Run:
     def _available(self, key: Hashable) -> bool:
         return self.status[key] == DONE
 
-    def _build_item(self, members: list[Hashable]) -> tuple[WorkItem, list[Hashable]]:
+    def _build_item(
+        self, members: list[Hashable], fan_out: bool = False
+    ) -> tuple[WorkItem, list[Hashable]]:
         g = self.g
         extra = _packing.close_over_dependents(
-            members, g.dependents, g.dependencies, self._can_join, self._available, 1_000_000
+            members,
+            g.dependents,
+            g.dependencies,
+            self._can_join,
+            self._available,
+            1_000_000,
+            fan_out,
         )
         keys = members + extra
         if extra:
@@ -562,6 +592,8 @@ class Run:
                 return
             self._raise_task_error(failure)
         if result.tasks_run:
+            self.measured[0] += result.seconds
+            self.measured[1] += result.tasks_run
             per_task = result.seconds / result.tasks_run
             old = self.task_time.get(sent.group)
             self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
