@@ -11,7 +11,6 @@ declare it, the test is skipped and the report shows why.
 from __future__ import annotations
 
 import concurrent.futures
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -47,8 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if module is not None and module.__name__ not in seen:
             seen.add(module.__name__)
             cloudpickle.register_pickle_by_value(module)
-    if "graphs" in sys.modules:
-        cloudpickle.register_pickle_by_value(sys.modules["graphs"])
+    import graphs
+
+    cloudpickle.register_pickle_by_value(graphs)
 
 
 @pytest.fixture(scope="session")

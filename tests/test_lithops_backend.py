@@ -203,3 +203,26 @@ def test_cloud_config_reaches_lithops_unchanged() -> None:
     }
     assert "localhost" not in resolved, "no localhost runtime forced onto a cloud backend"
     assert options == {"max_workers": 500, "log_level": None}
+
+
+def test_each_compute_cleans_its_job_data(executor: Any) -> None:
+    """A long-lived executor keeps no job data of a finished compute, success or failure."""
+    import dask
+    from dask import delayed
+    from lithops.constants import JOBS_PREFIX
+
+    import daskexec
+    from graphs import fail, inc
+
+    fexec = executor.lithops_executor
+    bucket = fexec.internal_storage.bucket
+
+    def job_data() -> list[str]:
+        return list(fexec.storage.list_keys(bucket, f"{JOBS_PREFIX}/{fexec.executor_id}-"))
+
+    s = daskexec.ExecutorScheduler(executor)
+    assert dask.compute(delayed(inc)(1), scheduler=s) == (2,)
+    assert job_data() == []
+    with pytest.raises(ValueError):
+        delayed(fail)(1).compute(scheduler=s)
+    assert job_data() == []

@@ -20,6 +20,11 @@ sees each work item finish as soon as it does.  Without it, the scheduler
 submits a batch through ``executor.submit`` for the stdlib pools (whose
 ``map`` is exactly that) and through ``executor.map`` for other executors.
 
+An executor may define ``__daskexec_compute_done__()``: the scheduler calls
+it after every compute (returned, failed or interrupted), so that the engine
+can release what that compute left behind (a Lithops executor deletes the
+storage its finished jobs wrote) while the executor itself lives on.
+
 Engines whose results can stay remote implement :class:`ReferenceEngine` and
 return it as ``EngineInfo.references``: then a result consumed only by other
 remote work never travels to the driver.

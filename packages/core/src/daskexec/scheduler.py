@@ -209,6 +209,9 @@ class ExecutorScheduler:
                 run.abort()
             raise
         finally:
+            done = getattr(ex, "__daskexec_compute_done__", None)
+            if done is not None:
+                done()
             if owned:
                 ex.shutdown(wait=True, cancel_futures=True)
             stats.tasks = stats.remote_tasks + stats.local_tasks

@@ -249,6 +249,7 @@ class LithopsExecutor(concurrent.futures.Executor):
         self._releaser: threading.Thread | None = None
         self._inflight: dict[concurrent.futures.Future[Any], concurrent.futures.Future[Any]] = {}
         self._jobs = 0
+        self._job_calls: dict[str, list[Any]] = {}  # job key -> its Lithops futures
         self._calls = 0
 
     # -- what the scheduler reads ------------------------------------------
@@ -374,6 +375,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             # Submission holds the lock so that shutdown() sees every call.
             lithops_futures = self._fexec.map(func, items, **self._job_kwargs)
             tracked = self._pool._track(lithops_futures)
+            self._job_calls[lithops_futures[0].job_key] = list(tracked)
             self._jobs += 1
             self._calls += len(items)
             ours: list[concurrent.futures.Future[T]] = []
@@ -466,6 +468,33 @@ class LithopsExecutor(concurrent.futures.Executor):
                 self._clean_storage()
             except Exception:
                 logger.warning("could not delete the Lithops job data", exc_info=True)
+
+    def __daskexec_compute_done__(self) -> None:
+        """Delete the storage of every job whose calls have all ended.
+
+        The scheduler calls this when a compute returns, fails or is
+        interrupted, so that a long-lived executor does not pile up job data.
+        """
+        if not self._clean_data:
+            return
+        with self._lock:
+            ended = [k for k, fs in self._job_calls.items() if all(f.done() for f in fs)]
+            for key in ended:
+                del self._job_calls[key]
+        for key in ended:
+            try:
+                self._clean_job(key)
+            except Exception:
+                logger.warning("could not delete the data of Lithops job %s", key, exc_info=True)
+
+    def _clean_job(self, job_key: str) -> None:
+        storage = self._fexec.storage
+        bucket = self._fexec.internal_storage.bucket
+        keys = storage.list_keys(bucket, f"{JOBS_PREFIX}/{job_key}/")
+        if keys:
+            storage.delete_objects(bucket, keys)
+        if self._backend == "localhost":
+            shutil.rmtree(os.path.join(JOBS_DIR, job_key), ignore_errors=True)
 
     def _clean_storage(self) -> None:
         """Delete everything this executor's jobs wrote: functions, data, results, statuses."""
