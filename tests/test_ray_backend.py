@@ -392,3 +392,38 @@ def _node_death_without_retries() -> None:
 )
 def test_node_death_without_ray_retries_is_a_prompt_engine_error() -> None:
     _isolated(_node_death_without_retries)
+
+
+def _our_references() -> dict[bytes, Any]:
+    import gc
+
+    gc.collect()
+    worker = ray._private.worker.global_worker
+    return dict(worker.core_worker.get_all_reference_counts())
+
+
+def test_no_object_stays_pinned_after_a_compute(executor: Any) -> None:
+    """After success and after a task error, the driver holds no Ray object of the compute."""
+    import dask.array as da
+
+    import daskexec
+
+    before = set(_our_references())
+    s = daskexec.ExecutorScheduler(executor)
+    x = da.ones((400, 400), chunks=(100, 100))
+    assert (x + x.T).sum().compute(scheduler=s) == 2 * 400 * 400
+
+    def boom(block: Any) -> Any:
+        if block.sum() > 0:
+            raise ZeroDivisionError("boom")
+        return block
+
+    with pytest.raises(ZeroDivisionError):
+        x.map_blocks(boom, meta=x._meta).sum().compute(scheduler=s)
+    deadline = time.monotonic() + 30
+    while True:
+        left = {k: v for k, v in _our_references().items() if k not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"Ray objects still referenced by the driver: {left}"

@@ -210,12 +210,22 @@ class Run:
             outputs.update(zip(refs, values, strict=False))
         return outputs
 
+    def close(self) -> None:
+        """Drop every value and reference this run still holds (success or not)."""
+        held = [self.data[k] for k in self.is_ref if k in self.data]
+        for sent in self.inflight.values():
+            held.extend(sent.refs)
+        self.inflight.clear()
+        self.data.clear()
+        self.is_ref.clear()
+        if held and self.refs is not None:
+            self.refs.release(held)
+
     def abort(self) -> None:
         """Stop everything still queued or running (error or interrupt)."""
         self.cancel.set()
         for fut in list(self.inflight):
             fut.cancel()
-        self.inflight.clear()
 
     # ---------------------------------------------------------------- readiness
 

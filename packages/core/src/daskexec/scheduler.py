@@ -209,6 +209,8 @@ class ExecutorScheduler:
                 run.abort()
             raise
         finally:
+            if run is not None:
+                run.close()
             done = getattr(ex, "__daskexec_compute_done__", None)
             if done is not None:
                 done()

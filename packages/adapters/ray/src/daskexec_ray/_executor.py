@@ -384,9 +384,13 @@ class RayExecutor(concurrent.futures.Executor):
         return fut
 
     def _dispatch(self) -> None:
-        while (item := self._settle_queue.get()) is not None:
-            fut, inner = item
-            fut._settle_from(inner)
+        while True:
+            item = self._settle_queue.get()
+            if item is None:
+                return
+            item[0]._settle_from(item[1])
+            # hold no settled future (nor its object reference) while idle
+            del item
 
     def _forget(self, fut: Future[Any]) -> None:
         with self._lock:
