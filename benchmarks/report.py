@@ -145,6 +145,11 @@ def write_markdown(
         f"- Driver memory: {_memory_text(r.memory_method)}",
         "",
     ]
+    if r.interrupted:
+        lines += [
+            "**Interrupted (Ctrl-C): the workloads after the last one shown did not run.**",
+            "",
+        ]
     if plot:
         lines += [f"![times]({plot})", ""]
     for g in r.groups:

@@ -78,6 +78,7 @@ class Results:
     repeats: int = 0
     memory_method: str = ""
     seconds: float = 0.0
+    interrupted: bool = False
 
 
 def _log(msg: str) -> None:
@@ -207,8 +208,24 @@ def run_groups(
     groups: list[Group], workloads: list[Workload], repeats: int, memory_method: str
 ) -> Results:
     results = Results(repeats=repeats, memory_method=memory_method)
-    expected = _Expected()
     t0 = time.perf_counter()
+    try:
+        _run_all(groups, workloads, repeats, memory_method, results)
+    except KeyboardInterrupt:
+        results.interrupted = True
+        _log("interrupted: writing the results measured so far")
+    results.seconds = time.perf_counter() - t0
+    return results
+
+
+def _run_all(
+    groups: list[Group],
+    workloads: list[Workload],
+    repeats: int,
+    memory_method: str,
+    results: Results,
+) -> None:
+    expected = _Expected()
     for group in groups:
         _log(f"group {group.name} (sizes: {group.scale}; reference: {group.reference or '-'})")
         results.groups.append(
@@ -234,5 +251,3 @@ def run_groups(
                     engine.stop()
                 except Exception as exc:
                     _log(f"  engine {engine.label}: stop failed: {_short(exc)}")
-    results.seconds = time.perf_counter() - t0
-    return results
