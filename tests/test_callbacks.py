@@ -79,3 +79,13 @@ def test_profiler_sees_every_task(scheduler: daskexec.ExecutorScheduler) -> None
     keys = {r.key for r in prof.results}
     assert len(keys) == len(prof.results) > 100
     assert all(r.end_time >= r.start_time for r in prof.results)
+
+
+def test_resource_profiler(scheduler: daskexec.ExecutorScheduler) -> None:
+    from dask.diagnostics import ResourceProfiler
+
+    x = da.ones((200, 200), chunks=(20, 20))
+    with ResourceProfiler(dt=0.01) as rprof:
+        assert (x + 1).sum().compute(scheduler=scheduler) == 80_000
+    assert rprof.results, "ResourceProfiler recorded no sample"
+    assert all(r.mem > 0 for r in rprof.results)
