@@ -36,12 +36,15 @@ def test_batch_size_bounds_each_map_call(executor: object) -> None:
     assert st.map_calls >= 10, st
 
 
-def test_packing_puts_many_tasks_in_one_work_item(executor: object) -> None:
+def test_packing_puts_many_tasks_in_one_work_item(
+    executor: object, engine: daskexec.EngineInfo
+) -> None:
+    n = 1000 if engine.call_overhead < 0.1 else 200  # ~1 s a call: fewer calls
     s = daskexec.ExecutorScheduler(executor, pack_size=50)
-    dask.compute(*_independent(1000), scheduler=s)
+    dask.compute(*_independent(n), scheduler=s)
     st = s.last_stats
     assert st is not None
-    assert st.work_items <= 20, st
+    assert st.work_items <= n // 50, st
     assert st.tasks_per_item >= 50, st
 
 

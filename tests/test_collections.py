@@ -125,7 +125,7 @@ def test_legacy_and_task_spec_graphs(scheduler: daskexec.ExecutorScheduler) -> N
 
 
 def test_config_and_seed_forms(executor: Any) -> None:
-    x = da.ones((100, 100), chunks=(10, 10))
+    x = da.ones((100, 100), chunks=(25, 25))
     with dask.config.set(scheduler=daskexec.ExecutorScheduler(executor)):
         assert x.sum().compute() == 10_000
     y = x.sum(axis=0)
