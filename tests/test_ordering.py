@@ -1,0 +1,53 @@
+"""Unit tests of the core's ordering: the linear-time forest order against dask.order."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import dask
+from dask._task_spec import convert_legacy_graph
+from dask.order import order
+
+from daskexec._graph import forest_order
+from graphs import tree_sum
+
+
+def _structure(collection: object) -> tuple[dict, dict]:
+    dsk = convert_legacy_graph(dict(collection.__dask_graph__()))  # type: ignore[attr-defined]
+    deps = {k: frozenset(v.dependencies) for k, v in dsk.items()}
+    dependents: dict[Hashable, list[Hashable]] = {k: [] for k in dsk}
+    for k, ds in deps.items():
+        for d in ds:
+            dependents[d].append(k)
+    return dsk, deps, dependents  # type: ignore[return-value]
+
+
+def _peak_live(priority: Mapping[Hashable, int], deps: Mapping, dependents: Mapping) -> int:
+    """Most results held at once when running tasks one by one in ``priority`` order."""
+    left = {k: len(v) for k, v in dependents.items()}
+    live: set[Hashable] = set()
+    peak = 0
+    for key in sorted(priority, key=priority.__getitem__):
+        live.add(key)
+        peak = max(peak, len(live))
+        for d in deps[key]:
+            left[d] -= 1
+            if left[d] == 0:
+                live.discard(d)
+    return peak
+
+
+def test_forest_order_is_topological_and_as_lean_as_dask_order() -> None:
+    dsk, deps, dependents = _structure(tree_sum(1000))
+    ours = forest_order(deps, dependents)
+    assert ours is not None and set(ours) == set(dsk)
+    assert all(ours[d] < ours[k] for k, ds in deps.items() for d in ds)
+    theirs = order(dsk)
+    assert _peak_live(ours, deps, dependents) <= _peak_live(theirs, deps, dependents)
+
+
+def test_forest_order_declines_shared_inputs() -> None:
+    a = dask.delayed(sum)([1, 2])
+    both = dask.delayed(lambda x, y: x + y)(a + 1, a + 2)
+    _, deps, dependents = _structure(both)
+    assert forest_order(deps, dependents) is None
