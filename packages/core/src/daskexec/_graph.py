@@ -112,7 +112,7 @@ def prepare(dsk: Any, keys: Any) -> Graph:
     _check_acyclic(dependencies, dependents)
     priority = forest_order(dependencies, dependents)
     if priority is None:
-        priority = order(nodes, dependencies=dependencies)  # type: ignore[arg-type]
+        priority = order(nodes, dependencies=dependencies)  # type: ignore[arg-type,assignment]
     return Graph(
         nodes=nodes,
         dependencies=dependencies,
