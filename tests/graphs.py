@@ -22,9 +22,20 @@ def slow_inc(x: int, delay: float = 0.2) -> int:
     return x + 1
 
 
-def slow_inc_or_fail(x: int, delay: float, bad: int) -> int:
-    """Like ``slow_inc``, but task ``bad`` raises at once."""
-    if x == bad:
+def slow_inc_or_fail_fourth(x: int, delay: float, folder: str) -> int:
+    """Like ``slow_inc``, but the fourth task to start (whichever it is) raises at once.
+
+    Tasks count their starts with files in ``folder``, so the count holds
+    across threads, processes and machines sharing the folder.
+    """
+    n = 0
+    while True:
+        try:
+            os.close(os.open(os.path.join(folder, f"start-{n}"), os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            n += 1
+    if n == 3:
         raise ValueError(f"boom: {x}")
     time.sleep(delay)
     return x + 1

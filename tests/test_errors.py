@@ -10,10 +10,9 @@ import dask
 import pytest
 from dask import delayed
 from dask.callbacks import Callback
-from dask.order import order
 
 import daskexec
-from graphs import fail, inc, slow_inc, slow_inc_or_fail
+from graphs import fail, inc, slow_inc, slow_inc_or_fail_fourth
 
 
 def test_task_exception_keeps_type_message_key_and_traceback(
@@ -31,15 +30,15 @@ def test_task_exception_keeps_type_message_key_and_traceback(
 
 
 def test_first_error_returns_promptly(
-    scheduler: daskexec.ExecutorScheduler, engine: daskexec.EngineInfo
+    scheduler: daskexec.ExecutorScheduler, engine: daskexec.EngineInfo, tmp_path: Any
 ) -> None:
-    # All tasks do the same work; the fourth in Dask's priority order fails at once.
-    keys = [f"t-{i:02d}" for i in range(40)]
-    first = sorted(keys, key=order({k: (slow_inc, 0) for k in keys}).__getitem__)
-    bad = keys.index(first[3])
-    tasks = [delayed(slow_inc_or_fail)(i, 0.5, bad, dask_key_name=k) for i, k in enumerate(keys)]
+    # All tasks do the same slow work, but the fourth to start fails at once.
+    tasks = [
+        delayed(slow_inc_or_fail_fourth)(i, 0.5, str(tmp_path), dask_key_name=f"t-{i:02d}")
+        for i in range(40)
+    ]
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=f"boom: {bad}"):
+    with pytest.raises(ValueError, match="boom"):
         dask.compute(*tasks, scheduler=scheduler)
     elapsed = time.perf_counter() - start
     total = 40 * 0.5
