@@ -13,9 +13,11 @@ Task selection
 --------------
 Ready tasks wait in one heap per *group*: tasks that do the same work (the
 same function, or for a fused task the same layer) and carry the same
-annotations.  While fewer work items than the in-flight limit are out, the
-group holding the most urgent ready task (lowest ``dask.order`` priority)
-goes out as one batch: its most urgent tasks, cut into work items of
+annotations.  The most urgent ready task is one that the latest completion
+made ready (it consumes data just produced, as in Dask's local scheduler),
+then the one first in ``dask.order``.  While fewer work items than the
+in-flight limit are out, the group holding the most urgent task goes out as
+one batch: its most urgent tasks, cut into work items of
 ``pack_size`` tasks (see ``_packing``), each closed over the consumers it
 alone feeds.  Bookkeeping nodes (literal data, aliases, and, unless results
 stay remote, containers of references and Dask's final assembly of a
@@ -63,6 +65,11 @@ from daskexec.errors import EngineFailure, RemoteTraceback
 from daskexec.stats import ComputeStats
 
 WAITING, READY, PLACED, DONE = 0, 1, 2, 3
+
+#: How urgent a ready task is: tasks made ready by the latest completion
+#: first (they consume data just produced, as Dask's local scheduler does),
+#: then ``dask.order`` priority.
+Rank = tuple[int, int]
 
 
 @dataclass
@@ -129,7 +136,9 @@ class Run:
             self.refcount[k] += 1
         self.data: dict[Hashable, Any] = {}
         self.is_ref: set[Hashable] = set()
-        self.heaps: dict[Hashable, list[tuple[int, Hashable]]] = {}
+        # ready tasks per group, most urgent first: see ``Rank``
+        self.heaps: dict[Hashable, list[tuple[Rank, Hashable]]] = {}
+        self.generation = 0
         self.group_left: dict[Hashable, int] = {}
         self.group_since: dict[Hashable, float] = {}
         self.task_time: dict[Hashable, float] = {}
@@ -246,7 +255,7 @@ class Run:
             if heap is None:
                 heap = self.heaps[grp] = []
                 self.group_since[grp] = time.monotonic()
-            heapq.heappush(heap, (prio[key], key))
+            heapq.heappush(heap, ((-self.generation, prio[key]), key))
             self.group_left[grp] -= 1
             self.n_ready += 1
             if self.track:
@@ -334,7 +343,7 @@ class Run:
         merge = self.info.call_overhead >= _packing.CHEAP_CALL
         while self.n_ready and len(self.inflight) < s.max_inflight:
             now = time.monotonic()
-            best: tuple[int, Hashable] | None = None
+            best: tuple[Rank, Hashable] | None = None
             sendable: list[Hashable] = []
             for grp, heap in self.heaps.items():
                 if not heap:
@@ -348,8 +357,12 @@ class Run:
                     best = (heap[0][0], grp)
             if best is None:
                 break
-            others = [g for g in sendable if g != best[1]] if merge else []
-            self._send_batch(best[1], others)
+            others = [g for g in sendable if g != best[1]]
+            if merge:
+                self._send_batch(best[1], others, None)
+            else:
+                rival = min((self.heaps[g][0][0] for g in others), default=None)
+                self._send_batch(best[1], [], rival)
         if hold_until is None:
             return None
         return max(0.0, hold_until - time.monotonic())
@@ -363,7 +376,14 @@ class Run:
             return False
         return now < self.group_since[grp] + s.timeout
 
-    def _send_batch(self, grp: Hashable, merge: list[Hashable]) -> None:
+    def _send_batch(self, grp: Hashable, merge: list[Hashable], rival: Rank | None) -> None:
+        """Send ready tasks of ``grp`` (and of the ``merge`` groups) as one batch.
+
+        Unpacked tasks (one per item: they are long enough to pay for their
+        call) go strictly by priority: none that another group's ready task
+        (most urgent: ``rival``) should precede.  Running ahead of Dask's order
+        would make data before its consumers can take it.
+        """
         s = self.settings
         heap = self.heaps[grp]
         for other in merge:
@@ -382,7 +402,13 @@ class Run:
             seconds / counted if counted else None,
         )
         ntasks = min(ntasks, p * slots)
-        members = [heapq.heappop(heap)[1] for _ in range(ntasks)]
+        if p == 1 and rival is not None:
+            members = [heapq.heappop(heap)[1]]
+            while len(members) < ntasks and heap[0][0] < rival:
+                members.append(heapq.heappop(heap)[1])
+            ntasks = len(members)
+        else:
+            members = [heapq.heappop(heap)[1] for _ in range(ntasks)]
         self.n_ready -= ntasks
         if heap:
             self.group_since[grp] = time.monotonic()
@@ -581,6 +607,7 @@ class Run:
         sent = self.inflight.pop(fut, None)
         if sent is None:
             return
+        self.generation += 1
         try:
             result: ItemResult = fut.result()
         except concurrent.futures.CancelledError as exc:

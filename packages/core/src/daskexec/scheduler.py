@@ -23,7 +23,7 @@ from typing import Any
 
 from dask.callbacks import local_callbacks, unpack_callbacks
 
-from daskexec import _graph
+from daskexec import _graph, _packing
 from daskexec._run import Run, Settings
 from daskexec.backends import create_executor
 from daskexec.engine import EngineInfo, describe
@@ -102,7 +102,8 @@ class ExecutorScheduler:
         overhead and measured task times.
     max_inflight
         The most work items submitted and unfinished at once.  Default: the
-        engine's ``max_inflight``, else twice its workers.
+        engine's ``max_inflight``, else one per worker for a cheap engine
+        (threads, processes) and two per worker for an expensive one.
     retries
         How often a work item the engine lost (dead worker, timeout, lost
         node) is sent again before :class:`~daskexec.errors.EngineFailure`.
@@ -182,7 +183,7 @@ class ExecutorScheduler:
                 batch_size=batch_size,
                 timeout=_default_timeout(info) if timeout is None else float(timeout),
                 pack_size=pack_size,
-                max_inflight=max_inflight or info.max_inflight or max(2 * info.workers, 4),
+                max_inflight=max_inflight or info.max_inflight or _default_inflight(info),
                 retries=retries,
                 retry_on=self.retry_on,
             )
@@ -225,6 +226,15 @@ class ExecutorScheduler:
 
 def _callback_tuples(cbs: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [tuple(cb) for cb in cbs]
+
+
+def _default_inflight(info: EngineInfo) -> int:
+    # A cheap engine gets one work item per worker, as Dask's local scheduler
+    # runs one task per worker: more would make data before it can be used.
+    # An expensive one gets a second round queued behind the first.
+    if info.call_overhead < _packing.CHEAP_CALL:
+        return info.workers
+    return 2 * info.workers
 
 
 def _default_timeout(info: EngineInfo) -> float:
