@@ -249,7 +249,7 @@ class LithopsExecutor(concurrent.futures.Executor):
         self._releaser: threading.Thread | None = None
         self._inflight: dict[concurrent.futures.Future[Any], concurrent.futures.Future[Any]] = {}
         self._jobs = 0
-        self._job_calls: dict[str, list[Any]] = {}  # job key -> its Lithops futures
+        self._job_calls: dict[str, list[Any]] = {}  # job key -> its Lithops response futures
         self._calls = 0
 
     # -- what the scheduler reads ------------------------------------------
@@ -375,7 +375,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             # Submission holds the lock so that shutdown() sees every call.
             lithops_futures = self._fexec.map(func, items, **self._job_kwargs)
             tracked = self._pool._track(lithops_futures)
-            self._job_calls[lithops_futures[0].job_key] = list(tracked)
+            self._job_calls[lithops_futures[0].job_key] = list(lithops_futures)
             self._jobs += 1
             self._calls += len(items)
             ours: list[concurrent.futures.Future[T]] = []
@@ -470,7 +470,7 @@ class LithopsExecutor(concurrent.futures.Executor):
                 logger.warning("could not delete the Lithops job data", exc_info=True)
 
     def __daskexec_compute_done__(self) -> None:
-        """Delete the storage of every job whose calls have all ended.
+        """Delete the storage of every job whose calls have all reported back.
 
         The scheduler calls this when a compute returns, fails or is
         interrupted, so that a long-lived executor does not pile up job data.
@@ -478,7 +478,13 @@ class LithopsExecutor(concurrent.futures.Executor):
         if not self._clean_data:
             return
         with self._lock:
-            ended = [k for k, fs in self._job_calls.items() if all(f.done() for f in fs)]
+            # a call ends when its status is in storage, not when its future was
+            # abandoned (a cancelled call's process may still be writing)
+            ended = [
+                k
+                for k, fs in self._job_calls.items()
+                if all(f.ready or f.success or f.done for f in fs)
+            ]
             for key in ended:
                 del self._job_calls[key]
         for key in ended:
