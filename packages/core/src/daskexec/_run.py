@@ -41,6 +41,7 @@ import heapq
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -276,8 +277,6 @@ class Run:
             try:
                 value = node(inputs)
             except Exception as exc:
-                import traceback
-
                 self._raise_task_error(TaskFailure(key, exc, traceback.format_exc()))
         self.data[key] = value
         self.stats.local_tasks += 1
@@ -394,12 +393,13 @@ class Run:
         if s.batch_size is not None:
             ntasks = min(ntasks, s.batch_size)
         seconds, counted = self.measured
+        typical = seconds / counted if counted else None
         p = s.pack_size or _packing.pack_size(
             ntasks,
             self.info.workers,
             self.info.call_overhead,
             self.task_time.get(grp),
-            seconds / counted if counted else None,
+            typical,
         )
         ntasks = min(ntasks, p * slots)
         if p == 1 and rival is not None:
@@ -414,7 +414,6 @@ class Run:
             self.group_since[grp] = time.monotonic()
         else:
             del self.heaps[grp]
-        typical = seconds / counted if counted else None
         overhead = self.info.call_overhead
         fan_out = (
             overhead >= _packing.CHEAP_CALL
@@ -448,14 +447,14 @@ class Run:
             keys.sort(key=g.priority.__getitem__)
         inside = set(keys)
         inputs: dict[Hashable, Any] = {}
-        ref_keys: list[Hashable] = []
+        ref_keys: dict[Hashable, None] = {}  # ordered set
         for key in keys:
             self.status[key] = PLACED
             for dep in g.dependencies[key]:
                 if dep in inside or dep in inputs or dep in ref_keys:
                     continue
                 if dep in self.is_ref:
-                    ref_keys.append(dep)
+                    ref_keys[dep] = None
                 else:
                     inputs[dep] = self.data[dep]
         exports: list[Hashable] = []
@@ -483,7 +482,7 @@ class Run:
             inputs=inputs,
             exports=exports,
             free_after=free_after,
-            ref_keys=ref_keys,
+            ref_keys=list(ref_keys),
         )
         return item, keys
 
@@ -610,10 +609,7 @@ class Run:
         self.generation += 1
         try:
             result: ItemResult = fut.result()
-        except concurrent.futures.CancelledError as exc:
-            self._engine_failure(sent, exc)
-            return
-        except Exception as exc:
+        except Exception as exc:  # CancelledError included: the engine dropped it
             self._engine_failure(sent, exc)
             return
         failure = result.failure

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import os
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -69,14 +68,10 @@ def create_executor(name: str, **options: Any) -> concurrent.futures.Executor:
     if not callable(factory):
         factory = factory.load()
         registry[name] = factory
-    executor = _call(factory, options)
+    executor = factory(**options)
     if not isinstance(executor, concurrent.futures.Executor):
         raise TypeError(
             f"backend {name!r} factory returned {type(executor).__name__}, "
             "not a concurrent.futures.Executor"
         )
     return executor
-
-
-def _call(factory: Callable[..., Any], options: dict[str, Any]) -> Any:
-    return factory(**options)
