@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import cloudpickle
 import pytest
 
 import daskexec
@@ -36,19 +35,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "requires(*capabilities): skip unless the backend declares these capabilities"
     )
     config.addinivalue_line("markers", "backend(*names): run only on these backends")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Ship the suite's own modules by value: workers of other engines cannot import them."""
-    seen: set[str] = set()
-    for item in items:
-        module = getattr(item, "module", None)
-        if module is not None and module.__name__ not in seen:
-            seen.add(module.__name__)
-            cloudpickle.register_pickle_by_value(module)
-    import graphs
-
-    cloudpickle.register_pickle_by_value(graphs)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ to any executor made by ``daskexec.create_executor(backend)``.
 Each test takes a fresh executor (``ex``) and shuts it down afterwards, so
 that shutdown behaviour can be tested and one test's damage (a dead worker)
 cannot leak into the next.  Task functions are stdlib callables, lambdas and
-closures only: a test module is not importable on every engine's workers.
+closures, and (as users write them) functions and classes defined in this
+test module, which is not installed on the workers: the executor must bring
+them there, or import them from the driver's own path.
 """
 
 from __future__ import annotations
@@ -258,3 +260,85 @@ def test_worker_death_is_broken_executor_and_executor_recovers(backend: str) -> 
         executor.shutdown(wait=True)
     left = leaks.leftovers(before)
     assert not left, f"child processes left after a worker died and shutdown: {left}"
+
+
+# -- results and exceptions that plain pickle cannot carry -------------------------
+
+
+class TwoArgError(Exception):
+    """An exception whose default pickle cannot be loaded (its __init__ takes two arguments)."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a)
+        self.b = b
+
+
+class Stop(BaseException):
+    """A BaseException that is neither KeyboardInterrupt nor SystemExit."""
+
+
+class Point:
+    """A user's class, defined in the test module."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+def raise_two_arg(a: str, b: str) -> None:
+    raise TwoArgError(a, b)
+
+
+def raise_base(kind: type[BaseException]) -> None:
+    raise kind("stopped by the task")
+
+
+def make_point(x: int) -> Point:
+    return Point(x)
+
+
+def _still_works(ex: concurrent.futures.Executor) -> None:
+    assert ex.submit(pow, 2, 5).result(timeout=TIMEOUT) == 32
+    assert list(ex.map(abs, [-1, -2], timeout=TIMEOUT)) == [1, 2]
+
+
+def test_exception_that_cannot_be_unpickled(ex: concurrent.futures.Executor) -> None:
+    future = ex.submit(raise_two_arg, "first", "second")
+    with pytest.raises(BaseException) as info:
+        future.result(timeout=TIMEOUT)
+    exc = info.value
+    assert not isinstance(exc, concurrent.futures.BrokenExecutor), repr(exc)
+    if isinstance(exc, TwoArgError):  # rebuilt as the original type
+        assert exc.args == ("first",) and exc.b == "second", (exc.args, vars(exc))
+    else:  # a stand-in that says what it stands for
+        assert "TwoArgError" in str(exc) and "first" in str(exc), repr(exc)
+    _still_works(ex)
+
+
+@pytest.mark.requires("separate-processes")
+def test_unpicklable_result_is_an_error_not_a_lost_worker(
+    ex: concurrent.futures.Executor,
+) -> None:
+    future = ex.submit(threading.Lock)
+    with pytest.raises(Exception) as info:
+        future.result(timeout=TIMEOUT)
+    assert not isinstance(info.value, concurrent.futures.BrokenExecutor), repr(info.value)
+    assert "lock" in str(info.value).lower(), repr(info.value)
+    _still_works(ex)
+
+
+@pytest.mark.parametrize("kind", [Stop, KeyboardInterrupt, SystemExit])
+def test_base_exception_in_a_task_comes_back(
+    ex: concurrent.futures.Executor, kind: type[BaseException]
+) -> None:
+    future = ex.submit(raise_base, kind)
+    with pytest.raises(kind, match="stopped by the task"):
+        future.result(timeout=TIMEOUT)
+    _still_works(ex)
+
+
+def test_results_travel_with_cloudpickle(ex: concurrent.futures.Executor) -> None:
+    offset = 5
+    fn = ex.submit(lambda: (lambda y: y + offset)).result(timeout=TIMEOUT)
+    assert fn(1) == 6
+    point = ex.submit(make_point, 3).result(timeout=TIMEOUT)
+    assert type(point).__name__ == "Point" and point.x == 3, point
