@@ -31,6 +31,52 @@ def dumps(obj: Any) -> bytes:
     return data
 
 
+def _rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class _Rebuilt:
+    """Pickles as an exception rebuilt without calling its ``__init__``."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        exc = self.exc
+        return _rebuild_exception, (type(exc), exc.args, dict(vars(exc)))
+
+
+def portable_exception(exc: BaseException, tb: str = "") -> Any:
+    """What to pickle in place of ``exc`` so that the receiver gets an exception back.
+
+    ``exc`` itself when its pickle loads back; else an object whose pickle
+    loads as ``exc`` rebuilt without its ``__init__`` (an ``__init__`` whose
+    arguments differ from ``args`` breaks the default pickle); else a
+    :class:`~daskexec.errors.RemoteError` with its type name, text and
+    traceback ``tb``.  Call it where ``exc`` was raised: the check unpickles
+    there, where every class it needs is importable.
+    """
+    for candidate in (exc, _Rebuilt(exc)):
+        try:
+            pickle.loads(dumps(candidate))
+        except Exception:
+            continue
+        return candidate
+    from daskexec.errors import RemoteError
+
+    kind = type(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        text = repr(exc.args)
+    return RemoteError(f"{kind.__module__}.{kind.__qualname__}", text, tb)
+
+
 class _ItemPickler(cloudpickle.Pickler):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, table: list[Any], index: dict[int, int]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)

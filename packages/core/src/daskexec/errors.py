@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
 
-__all__ = ["EngineFailure", "GraphCycleError", "MissingKeyError", "RemoteTraceback"]
+__all__ = [
+    "EngineFailure",
+    "GraphCycleError",
+    "MissingKeyError",
+    "RemoteError",
+    "RemoteTraceback",
+    "SerializationError",
+]
 
 
 class EngineFailure(BrokenExecutor):
@@ -41,3 +48,30 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+class RemoteError(Exception):
+    """Stands in for a task's exception that could not be brought back as itself.
+
+    Raised where the original exception (or an instance rebuilt without its
+    ``__init__``) cannot be pickled or unpickled.  ``type_name`` is the
+    original's qualified type name, ``message`` its text and ``traceback``
+    the traceback formatted where it was raised.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(type_name, message, traceback)
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+class SerializationError(TypeError):
+    """A task, its input or its result cannot be serialized or deserialized.
+
+    A deterministic failure, not a lost worker: it is reported once, naming
+    the task, and never retried.  ``__cause__`` is the pickler's own error.
+    """
