@@ -40,22 +40,51 @@ class Graph:
     annotations: dict[Hashable, dict[str, Any]]
 
 
-def is_finalize(key: Hashable) -> bool:
-    """Whether ``key`` is the task Dask adds to assemble a collection's result.
+def is_finalize(key: Hashable, node: GraphNode) -> bool:
+    """Whether ``node`` is the task Dask adds to assemble a collection's result.
 
     Its inputs are the collection's partitions and its output goes to the
     caller: when results come back to the driver anyway, running it there
     saves a round trip of all the data (and, on a serverless engine, a whole
-    invocation).
+    invocation).  Recognised exactly, as Dask builds it: a ``finalize-`` key,
+    a function of Dask's own (the collection's ``__dask_postcompute__``) and
+    the collection's keys as its first argument.  A user's function that
+    happens to be called ``finalize`` is a task like any other.
     """
-    return isinstance(key, str) and key.startswith("finalize-")
+    if not (isinstance(key, str) and key.startswith("finalize-")):
+        return False
+    if not isinstance(node, Task) or isinstance(node, NestedContainer):
+        return False
+    module = getattr(node.func, "__module__", None) or ""
+    if not (module == "dask" or module.startswith("dask.")):
+        return False
+    args = node.args
+    return bool(args) and isinstance(args[0], NestedContainer) and is_bookkeeping(args[0])
 
 
 def is_bookkeeping(node: GraphNode) -> bool:
-    """Whether ``node`` only rearranges data (literal, alias, container of references)."""
-    if isinstance(node, (DataNode, Alias, NestedContainer)):
+    """Whether ``node`` only rearranges data (literal, alias, container of references).
+
+    A container holding a task (``{"b": [(work, 1), (work, 2)]}``) is real
+    work, not bookkeeping.
+    """
+    if isinstance(node, (DataNode, Alias)):
         return True
-    return isinstance(node, Task) and node.func is _identity_cast
+    if isinstance(node, NestedContainer) or (
+        isinstance(node, Task) and node.func is _identity_cast
+    ):
+        return not any(_holds_work(a) for a in node.args) and not any(
+            _holds_work(v) for v in node.kwargs.values()
+        )
+    return False
+
+
+def _holds_work(arg: Any) -> bool:
+    if isinstance(arg, (NestedContainer,)) or (
+        isinstance(arg, Task) and arg.func is _identity_cast
+    ):
+        return not is_bookkeeping(arg)
+    return isinstance(arg, Task)
 
 
 def _annotations(dsk: Any) -> dict[Hashable, dict[str, Any]]:
@@ -81,6 +110,13 @@ def prepare(dsk: Any, keys: Any) -> Graph:
     if not isinstance(dsk, Mapping):
         dsk = dsk.__dask_graph__()
     full: dict[Hashable, GraphNode] = convert_legacy_graph(dsk)
+    for key, node in full.items():
+        if node.key != key:
+            # a node may carry another key than the graph's (graph_manipulation.clone,
+            # hand-built graphs): the graph's key is the one results go by
+            node = node.copy()  # type: ignore[no-untyped-call]
+            node.key = key
+            full[key] = node
     outputs = set(flatten(keys)) if isinstance(keys, list) else {keys}  # type: ignore[no-untyped-call]
     for key in outputs:
         if key not in full:

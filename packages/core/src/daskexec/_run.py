@@ -42,6 +42,7 @@ import queue
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ from daskexec._worker import (
     run_reference_item,
 )
 from daskexec.engine import EngineInfo
-from daskexec.errors import EngineFailure, RemoteTraceback
+from daskexec.errors import EngineFailure, RemoteTraceback, SerializationError
 from daskexec.stats import ComputeStats
 
 WAITING, READY, PLACED, DONE = 0, 1, 2, 3
@@ -115,6 +116,7 @@ class Run:
         self.settings = settings
         self.stats = stats
         self.refs = info.references
+        self.token = uuid.uuid4().hex  # names this compute on the workers
         self.cancel = threading.Event()
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
@@ -129,13 +131,24 @@ class Run:
             # results stay remote: only what needs no data runs here
             self.local = {k for k, n in nodes.items() if isinstance(n, (DataNode, Alias))}
         else:
-            self.local = {k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k)}
+            self.local = {
+                k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k, n)
+            }
         self.status: dict[Hashable, int] = dict.fromkeys(nodes, WAITING)
         self.missing: dict[Hashable, int] = {k: len(d) for k, d in graph.dependencies.items()}
         self.refcount: dict[Hashable, int] = {k: len(v) for k, v in graph.dependents.items()}
         for k in graph.outputs:
             self.refcount[k] += 1
         self.data: dict[Hashable, Any] = {}
+        # Literal data is data, not a task (as in Dask): in the cache from the
+        # start, and no callback fires for it.
+        self.literals = [k for k, n in nodes.items() if isinstance(n, DataNode)]
+        for key in self.literals:
+            self.data[key] = nodes[key]({})
+            self.status[key] = DONE
+            for dep in graph.dependents[key]:
+                self.missing[dep] -= 1
+        self.done = len(self.literals)
         self.is_ref: set[Hashable] = set()
         # ready tasks per group, most urgent first: see ``Rank``
         self.heaps: dict[Hashable, list[tuple[Rank, Hashable]]] = {}
@@ -145,18 +158,19 @@ class Run:
         self.task_time: dict[Hashable, float] = {}
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
-        self.done = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
 
     # ------------------------------------------------------------------ state
 
     def _dask_state(self) -> dict[str, Any]:
         """The state dict Dask's callbacks read (ProgressBar counts its sets)."""
+        literals = set(self.literals)
+        waiting = {k: set(v) - literals for k, v in self.g.dependencies.items()}
         return {
             "cache": self.data,
             "dependencies": {k: set(v) for k, v in self.g.dependencies.items()},
             "dependents": {k: set(v) for k, v in self.g.dependents.items()},
-            "waiting": {k: set(v) for k, v in self.g.dependencies.items() if v},
+            "waiting": {k: v for k, v in waiting.items() if v},
             "waiting_data": {k: set(v) for k, v in self.g.dependents.items() if v},
             "ready": [],
             "running": set(),
@@ -191,7 +205,7 @@ class Run:
                 groups[key] = grp
                 self.group_left[grp] = self.group_left.get(grp, 0) + 1
         self.groups = groups
-        start = [k for k, n in self.missing.items() if n == 0]
+        start = [k for k, n in self.missing.items() if n == 0 and self.status[k] == WAITING]
         start.sort(key=self.g.priority.__getitem__)
         self._make_ready(start)
         total = len(self.g.nodes)
@@ -270,8 +284,6 @@ class Run:
             value = self.data[node.target]
             if node.target in self.is_ref:
                 self.is_ref.add(key)
-        elif isinstance(node, DataNode):
-            value = node.value
         else:
             inputs = {d: self._value(d) for d in node.dependencies}
             try:
@@ -518,7 +530,7 @@ class Run:
         """One callable per item that submits it (again, on retry)."""
         info = self.info
         if not info.out_of_process:
-            payloads: list[Any] = [(item, self.cancel) for item, _ in items]
+            payloads: list[Any] = [(item, self.cancel, self.executor) for item, _ in items]
             return self._batch_senders(run_local_item, payloads)
         encoder = _serialize.BatchEncoder()
         blobs = [self._encode(encoder, item, keys) for item, keys in items]
@@ -533,14 +545,14 @@ class Run:
                 inputs = [self.data[k] for k in item.ref_keys]
                 n = len(item.exports)
                 return lambda: refs.submit_item(
-                    run_reference_item, (shared, blob), inputs, n, options
+                    run_reference_item, (self.token, shared, blob), inputs, n, options
                 )
 
             return [ref_sender(item, blob) for (item, _), blob in zip(items, blobs, strict=False)]
-        return self._batch_senders(run_encoded_item, [(shared, b) for b in blobs])
+        return self._batch_senders(run_encoded_item, [(self.token, shared, b) for b in blobs])
 
     def _batch_senders(
-        self, fn: Callable[[Any], ItemResult], payloads: list[Any]
+        self, fn: Callable[[Any], Any], payloads: list[Any]
     ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
         futures = self._submit_many(fn, payloads)
         senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
@@ -559,7 +571,7 @@ class Run:
         return senders
 
     def _submit_many(
-        self, fn: Callable[[Any], ItemResult], payloads: list[Any]
+        self, fn: Callable[[Any], Any], payloads: list[Any]
     ) -> list[Future[Any]]:
         ex = self.executor
         many = getattr(ex, "submit_many", None)
@@ -593,7 +605,7 @@ class Run:
                 except Exception:
                     culprit = key
                     break
-            raise TypeError(
+            raise SerializationError(
                 f"daskexec: task {culprit!r} cannot be serialized to run on the "
                 f"{self.info.name} engine, which runs tasks in other processes "
                 f"({type(exc).__name__}: {exc}); make its function and arguments "
@@ -608,14 +620,17 @@ class Run:
             return
         self.generation += 1
         try:
-            result: ItemResult = fut.result()
+            outcome = fut.result()
         except Exception as exc:  # CancelledError included: the engine dropped it
             self._engine_failure(sent, exc)
             return
+        result = self._decode(outcome, sent)
         failure = result.failure
         if failure is not None:
             if isinstance(failure.exception, Cancelled):
                 return
+            if failure.stage != "run":
+                self._raise_serialization_error(failure, sent)
             if (
                 self.settings.retry_on
                 and isinstance(failure.exception, self.settings.retry_on)
@@ -648,16 +663,40 @@ class Run:
         if ready:
             self._make_ready(ready)
 
+    def _decode(self, outcome: Any, sent: _Sent) -> ItemResult:
+        if not isinstance(outcome, bytes):
+            return outcome  # type: ignore[no-any-return]  # in-process: the result itself
+        try:
+            result: ItemResult = _serialize.loads(outcome)
+        except Exception as exc:
+            raise SerializationError(
+                f"daskexec: the outcome of task {_shown(sent.keys)} came back from the "
+                f"{self.info.name} engine but cannot be deserialized in the driver "
+                f"({type(exc).__name__}: {exc}); the driver must be able to import every "
+                "class a task returns or raises"
+            ) from exc
+        return result
+
+    def _raise_serialization_error(self, failure: TaskFailure, sent: _Sent) -> None:
+        if failure.stage == "load":
+            error = SerializationError(
+                f"daskexec: task {_shown(sent.keys)} could not be loaded on a worker of the "
+                f"{self.info.name} engine ({type(failure.exception).__name__}: "
+                f"{failure.exception}); the workers must be able to import every module the "
+                "task uses: install it there, or ship it by value with "
+                "cloudpickle.register_pickle_by_value(module)"
+            )
+            error.__cause__ = failure.exception
+            self._raise_task_error(TaskFailure(sent.keys[0], error, ""))
+        # a result that cannot leave the worker: the error names the task and the value
+        self._raise_task_error(failure)
+
     def _engine_failure(self, sent: _Sent, exc: BaseException) -> None:
         self.stats.engine_failures += 1
         if sent.attempts > self.settings.retries:
-            keys = sent.keys
-            shown = ", ".join(map(repr, keys[:5])) + (
-                f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-            )
             raise EngineFailure(
                 f"daskexec: the {self.info.name} engine lost the work item holding task "
-                f"{shown} {sent.attempts} times ({type(exc).__name__}: {exc}); "
+                f"{_shown(sent.keys)} {sent.attempts} times ({type(exc).__name__}: {exc}); "
                 f"gave up after {self.settings.retries} retries. A worker may have crashed "
                 "(out of memory, os._exit, a killed node) or timed out; raise retries= or "
                 "fix the cause"
@@ -675,9 +714,11 @@ class Run:
 
     def _raise_task_error(self, failure: TaskFailure) -> None:
         exc = failure.exception
-        note = f"daskexec: task {failure.key!r} failed on the {self.info.name} engine"
+        note = f"{_NOTE}{failure.key!r} failed on the {self.info.name} engine"
         notes = getattr(exc, "__notes__", None)
         if isinstance(notes, list):
+            # an exception raised again in a later compute keeps one note of ours
+            notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE))]
             notes.append(note)
         else:
             with contextlib.suppress(Exception):
@@ -687,6 +728,14 @@ class Run:
         if failure.traceback:
             raise exc from RemoteTraceback(failure.traceback)
         raise exc
+
+
+_NOTE = "daskexec: task "
+
+
+def _shown(keys: list[Hashable]) -> str:
+    """Up to five keys for a message."""
+    return ", ".join(map(repr, keys[:5])) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
 def _map_as_futures(

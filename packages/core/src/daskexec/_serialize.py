@@ -31,6 +31,11 @@ def dumps(obj: Any) -> bytes:
     return data
 
 
+def loads(data: bytes) -> Any:
+    """Inverse of :func:`dumps`."""
+    return pickle.loads(data)
+
+
 def _rebuild_exception(
     cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
 ) -> BaseException:
@@ -121,25 +126,38 @@ class _ItemUnpickler(pickle.Unpickler):
         return self._table[pid]
 
 
-_tables: OrderedDict[bytes, list[Any]] = OrderedDict()
+#: Bytes of pickled function tables a worker keeps for the items still to come.
+TABLE_CACHE_BYTES = 64 * 2**20
+
+# digest -> (compute token, table, pickled size); most recently used last
+_tables: OrderedDict[bytes, tuple[str, list[Any], int]] = OrderedDict()
 _tables_lock = threading.Lock()
 
 
-def _table(shared: bytes) -> list[Any]:
+def _table(compute: str, shared: bytes) -> list[Any]:
+    """The unpickled function table ``shared``, cached for the batch's next items.
+
+    A worker keeps tables of the latest compute only (a table's closures may
+    hold large data that must not outlive its compute), and at most
+    :data:`TABLE_CACHE_BYTES` of them, the table in use always.
+    """
     digest = hashlib.blake2b(shared, digest_size=16).digest()
     with _tables_lock:
         cached = _tables.get(digest)
         if cached is not None:
             _tables.move_to_end(digest)
-            return cached
+            return cached[1]
     table: list[Any] = pickle.loads(shared)
     with _tables_lock:
-        _tables[digest] = table
-        while len(_tables) > 16:
-            _tables.popitem(last=False)
+        for old in [d for d, entry in _tables.items() if entry[0] != compute]:
+            del _tables[old]
+        _tables[digest] = (compute, table, len(shared))
+        total = sum(entry[2] for entry in _tables.values())
+        while total > TABLE_CACHE_BYTES and len(_tables) > 1:
+            total -= _tables.popitem(last=False)[1][2]
     return table
 
 
-def loads_item(shared: bytes, blob: bytes) -> Any:
+def loads_item(compute: str, shared: bytes, blob: bytes) -> Any:
     """Inverse of :meth:`BatchEncoder.encode` given the batch's shared table."""
-    return _ItemUnpickler(io.BytesIO(blob), _table(shared)).load()
+    return _ItemUnpickler(io.BytesIO(blob), _table(compute, shared)).load()

@@ -29,6 +29,7 @@ from typing import Any
 from dask._task_spec import GraphNode
 
 from daskexec import _serialize
+from daskexec.errors import SerializationError
 
 
 @dataclass
@@ -50,11 +51,19 @@ class WorkItem:
 
 @dataclass
 class TaskFailure:
-    """A task raised: its key, its exception and the remote traceback text."""
+    """A work item stopped: which task, why, and the traceback text where it happened.
+
+    ``stage`` says what failed: ``"run"`` (the task raised), ``"load"`` (the
+    worker could not deserialize the item: ``key`` is None, the driver knows
+    the item's tasks) or ``"dump"`` (a result cannot be serialized to leave
+    the worker).  Only ``"run"`` failures are the task's own error; the
+    others are deterministic problems of serialization, never retried.
+    """
 
     key: Any
     exception: BaseException
     traceback: str
+    stage: str = "run"
 
 
 @dataclass
@@ -71,8 +80,21 @@ class Cancelled(Exception):
     """The compute this item belongs to was abandoned; the item stopped early."""
 
 
+_inside = threading.local()
+
+
+def running_in(executor: object) -> bool:
+    """Whether the calling thread is running a work item that ``executor`` ran in-process."""
+    return getattr(_inside, "executor", None) is executor
+
+
 def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResult:
-    """Run every task of ``item`` in order and return its exports or its failure."""
+    """Run every task of ``item`` in order and return its exports or its failure.
+
+    A task's ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``) is caught
+    and returned too, as Dask's local scheduler does, so that it is re-raised in
+    the driver instead of killing a worker.
+    """
     start = time.perf_counter()
     values = item.inputs
     frees = item.free_after
@@ -83,7 +105,7 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
         deps = node.dependencies
         try:
             values[node.key] = node({k: values[k] for k in deps} if deps else {})
-        except Exception as exc:
+        except BaseException as exc:
             tb = traceback.format_exc()
             return ItemResult(None, TaskFailure(node.key, exc, tb), time.perf_counter() - start, n)
         n += 1
@@ -94,43 +116,84 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
     return ItemResult(out, None, time.perf_counter() - start, n)
 
 
-def run_local_item(payload: tuple[WorkItem, threading.Event]) -> ItemResult:
+def run_local_item(payload: tuple[WorkItem, threading.Event, object]) -> ItemResult:
     """Entry point for in-process executors: no serialization at all."""
-    item, cancel = payload
-    return run_item(item, cancel)
+    item, cancel, executor = payload
+    outer = getattr(_inside, "executor", None)
+    _inside.executor = executor
+    try:
+        return run_item(item, cancel)
+    finally:
+        _inside.executor = outer
 
 
-def run_encoded_item(payload: tuple[bytes, bytes]) -> ItemResult:
-    """Entry point for out-of-process executors: decode, run, make the result picklable."""
-    shared, blob = payload
-    item = _serialize.loads_item(shared, blob)
-    return _picklable(run_item(item))
+def run_encoded_item(payload: tuple[str, bytes, bytes]) -> bytes:
+    """Entry point for out-of-process executors: decode, run, pickle the outcome.
+
+    The outcome leaves as bytes pickled here with cloudpickle, so that the
+    executor's own transport (plain pickle on the stdlib pools) never meets a
+    value it cannot carry, and a result that cannot be serialized is reported
+    as that, naming its task.
+    """
+    item = _load(payload)
+    if isinstance(item, ItemResult):
+        return _serialize.dumps(item)
+    return _dump_result(run_item(item), item)
 
 
-def run_reference_item(payload: tuple[bytes, bytes], *inputs: Any) -> tuple[Any, Sequence[Any]]:
+def run_reference_item(
+    payload: tuple[str, bytes, bytes], *inputs: Any
+) -> tuple[bytes, Sequence[Any]]:
     """Entry point for reference engines: ref inputs arrive resolved, outputs stay remote."""
-    shared, blob = payload
-    item = _serialize.loads_item(shared, blob)
+    item = _load(payload)
+    if isinstance(item, ItemResult):
+        return _serialize.dumps(item), ()
     item.inputs.update(zip(item.ref_keys, inputs, strict=False))
-    result = _picklable(run_item(item))
+    result = run_item(item)
     values = result.values
     result.values = None
     if values is None:
         values = [None] * len(item.exports)
-    return result, values
+    return _dump_result(result, item), values
 
 
-def _picklable(result: ItemResult) -> ItemResult:
+def _load(payload: tuple[str, bytes, bytes]) -> WorkItem | ItemResult:
+    compute, shared, blob = payload
+    try:
+        item: WorkItem = _serialize.loads_item(compute, shared, blob)
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        failure = TaskFailure(None, _serialize.portable_exception(exc, tb), tb, "load")
+        return ItemResult(None, failure, 0.0, 0)
+    return item
+
+
+def _dump_result(result: ItemResult, item: WorkItem) -> bytes:
     failure = result.failure
     if failure is not None:
+        failure.exception = _serialize.portable_exception(failure.exception, failure.traceback)
+        return _serialize.dumps(result)
+    try:
+        return _serialize.dumps(result)
+    except Exception as exc:
+        key, value = _unpicklable(item.exports, result.values or [])
+        kind = type(value)
+        error = SerializationError(
+            f"the result of task {key!r} (a {kind.__module__}.{kind.__qualname__}) cannot be "
+            f"serialized to leave the worker ({type(exc).__name__}: {exc}); return a "
+            "picklable value, or use an in-process executor such as ThreadPoolExecutor"
+        )
+        tb = traceback.format_exc()
+        return _serialize.dumps(
+            ItemResult(None, TaskFailure(key, error, tb, "dump"), result.seconds, result.tasks_run)
+        )
+
+
+def _unpicklable(keys: list[Any], values: list[Any]) -> tuple[Any, Any]:
+    """The first export whose value cannot be pickled (the first one if each can alone)."""
+    for key, value in zip(keys, values, strict=False):
         try:
-            _serialize.dumps(failure.exception)
+            _serialize.dumps(value)
         except Exception:
-            failure.exception = RemoteError(
-                f"{type(failure.exception).__name__}: {failure.exception}"
-            )
-    return result
-
-
-class RemoteError(Exception):
-    """A task raised an exception that could not be sent back; this carries its text."""
+            return key, value
+    return (keys[0], values[0]) if keys else (None, None)

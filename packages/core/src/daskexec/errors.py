@@ -24,8 +24,12 @@ class EngineFailure(BrokenExecutor):
     """
 
 
-class MissingKeyError(KeyError):
-    """A requested key, or a key a task depends on, is not in the graph."""
+class MissingKeyError(KeyError, ValueError):
+    """A requested key, or a key a task depends on, is not in the graph.
+
+    A ``KeyError``, and a ``ValueError`` as Dask's own schedulers raise for a
+    malformed graph.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
