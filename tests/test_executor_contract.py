@@ -338,7 +338,7 @@ def test_base_exception_in_a_task_comes_back(
 
 def test_results_travel_with_cloudpickle(ex: concurrent.futures.Executor) -> None:
     offset = 5
-    fn = ex.submit(lambda: (lambda y: y + offset)).result(timeout=TIMEOUT)
+    fn = ex.submit(lambda: lambda y: y + offset).result(timeout=TIMEOUT)
     assert fn(1) == 6
     point = ex.submit(make_point, 3).result(timeout=TIMEOUT)
     assert type(point).__name__ == "Point" and point.x == 3, point

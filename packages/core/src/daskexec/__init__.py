@@ -5,9 +5,18 @@
 >>> x.sum(axis=1).compute(scheduler=daskexec.ExecutorScheduler())  # doctest: +SKIP
 """
 
+import dask.config
+
 from daskexec.backends import available_backends, create_executor
 from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
-from daskexec.errors import EngineFailure, GraphCycleError, MissingKeyError, RemoteTraceback
+from daskexec.errors import (
+    EngineFailure,
+    GraphCycleError,
+    MissingKeyError,
+    RemoteError,
+    RemoteTraceback,
+    SerializationError,
+)
 from daskexec.scheduler import ExecutorScheduler, executor_scheduler
 from daskexec.stats import ComputeStats, collect_stats
 
@@ -22,7 +31,9 @@ __all__ = [
     "GraphCycleError",
     "MissingKeyError",
     "ReferenceEngine",
+    "RemoteError",
     "RemoteTraceback",
+    "SerializationError",
     "__version__",
     "available_backends",
     "collect_stats",
@@ -30,3 +41,19 @@ __all__ = [
     "describe",
     "executor_scheduler",
 ]
+
+
+def _shorten_tracebacks() -> None:
+    """Hide the scheduler's frames from task tracebacks, as Dask hides its own schedulers'.
+
+    ``dask.compute`` drops frames of the modules listed in
+    ``admin.traceback.shorten``; ours join that list as a default, so that a
+    user's configuration still wins.
+    """
+    ours = r"daskexec[\\/](scheduler|_run|_worker|_inline)\.py"
+    paths = list(dask.config.get("admin.traceback.shorten", None) or [])
+    if ours not in paths:
+        dask.config.update_defaults({"admin": {"traceback": {"shorten": [*paths, ours]}}})
+
+
+_shorten_tracebacks()

@@ -131,9 +131,7 @@ class Run:
             # results stay remote: only what needs no data runs here
             self.local = {k for k, n in nodes.items() if isinstance(n, (DataNode, Alias))}
         else:
-            self.local = {
-                k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k, n)
-            }
+            self.local = {k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k, n)}
         self.status: dict[Hashable, int] = dict.fromkeys(nodes, WAITING)
         self.missing: dict[Hashable, int] = {k: len(d) for k, d in graph.dependencies.items()}
         self.refcount: dict[Hashable, int] = {k: len(v) for k, v in graph.dependents.items()}
@@ -570,9 +568,7 @@ class Run:
             senders.append(send)
         return senders
 
-    def _submit_many(
-        self, fn: Callable[[Any], Any], payloads: list[Any]
-    ) -> list[Future[Any]]:
+    def _submit_many(self, fn: Callable[[Any], Any], payloads: list[Any]) -> list[Future[Any]]:
         ex = self.executor
         many = getattr(ex, "submit_many", None)
         if many is not None:

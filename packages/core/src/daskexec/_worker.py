@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dask._task_spec import GraphNode
+from dask.utils import shorten_traceback
 
 from daskexec import _serialize
 from daskexec.errors import SerializationError
@@ -106,7 +107,7 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
         try:
             values[node.key] = node({k: values[k] for k in deps} if deps else {})
         except BaseException as exc:
-            tb = traceback.format_exc()
+            tb = _format(exc)
             return ItemResult(None, TaskFailure(node.key, exc, tb), time.perf_counter() - start, n)
         n += 1
         if frees:
@@ -114,6 +115,14 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
                 del values[k]
     out = [values[k] for k in item.exports]
     return ItemResult(out, None, time.perf_counter() - start, n)
+
+
+def _format(exc: BaseException) -> str:
+    """The task's traceback without the frames of Dask's and our own machinery."""
+    tb = exc.__traceback__
+    if tb is not None:
+        tb = shorten_traceback.shorten(tb)
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def run_local_item(payload: tuple[WorkItem, threading.Event, object]) -> ItemResult:

@@ -14,7 +14,7 @@ import os
 from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = ["available_backends", "create_executor"]
+__all__ = ["available_backends", "check_backend", "create_executor"]
 
 _ENTRY_POINT_GROUP = "daskexec.backends"
 _INSTALL_HINTS = {
@@ -47,6 +47,17 @@ def available_backends() -> list[str]:
     return sorted(_registry())
 
 
+def check_backend(name: str) -> None:
+    """Raise ``ValueError`` naming what is installed unless backend ``name`` is."""
+    if name not in _registry():
+        hint = _INSTALL_HINTS.get(name)
+        install = f"; pip install {hint}" if hint else ""
+        raise ValueError(
+            f"no daskexec backend {name!r} is installed; installed: "
+            f"{', '.join(available_backends())}{install}"
+        )
+
+
 def create_executor(name: str, **options: Any) -> concurrent.futures.Executor:
     """Make a new executor of backend ``name``, passing ``options`` to its factory.
 
@@ -56,14 +67,8 @@ def create_executor(name: str, **options: Any) -> concurrent.futures.Executor:
         If no installed package provides ``name``; the message lists what is
         installed and which package to install.
     """
+    check_backend(name)
     registry = _registry()
-    if name not in registry:
-        hint = _INSTALL_HINTS.get(name)
-        install = f"; pip install {hint}" if hint else ""
-        raise ValueError(
-            f"no daskexec backend {name!r} is installed; installed: "
-            f"{', '.join(available_backends())}{install}"
-        )
     factory = registry[name]
     if not callable(factory):
         factory = factory.load()

@@ -16,16 +16,20 @@ each get sensible defaults without tuning.
 from __future__ import annotations
 
 import concurrent.futures
+import difflib
+import math
 import os
 import time
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from dask.callbacks import local_callbacks, unpack_callbacks
 
-from daskexec import _graph, _packing
+from daskexec import _graph, _packing, _worker
+from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
-from daskexec.backends import create_executor
+from daskexec.backends import check_backend, create_executor
 from daskexec.engine import EngineInfo, describe
 from daskexec.stats import ComputeStats, _record
 
@@ -34,8 +38,80 @@ __all__ = ["ExecutorScheduler", "executor_scheduler"]
 ExecutorLike = concurrent.futures.Executor | str | None
 
 
+#: Our own keywords, which a get call may override.
+OPTIONS = ("batch_size", "timeout", "pack_size", "max_inflight", "retries")
+
+#: Keywords that Dask, and libraries on top of it, pass to every get function
+#: (``dask.compute``, ``da.store(..., flush=True)`` from xarray's ``to_zarr``,
+#: ``num_workers=`` meant for Dask's local schedulers): accepted and unused.
+PASSED_THROUGH = frozenset(
+    {
+        "num_workers",
+        "pool",
+        "cache",
+        "chunksize",
+        "optimize_graph",
+        "rerun_exceptions_locally",
+        "get_id",
+        "pack_exception",
+        "raise_exception",
+        "dumps",
+        "loads",
+        "flush",
+        "traverse",
+        "lock",
+        "regions",
+        "return_stored",
+        "compute",
+        "dependencies",
+        "func_dumps",
+        "func_loads",
+        "return_futures",
+        "resources",
+        "workers",
+        "allow_other_workers",
+        "retries_on_failure",
+    }
+)
+
+
+def _check_keywords(kwargs: Mapping[str, Any]) -> None:
+    """Refuse near-misses of our own options; let other libraries' keywords through."""
+    for name in kwargs:
+        if name in PASSED_THROUGH:
+            continue
+        close = difflib.get_close_matches(name, (*OPTIONS, "executor", "retry_on"), n=1)
+        if close:
+            raise TypeError(
+                f"daskexec: unknown keyword {name!r} for the scheduler; did you mean {close[0]!r}?"
+            )
+        warnings.warn(
+            f"daskexec: keyword {name!r} is not an option of the daskexec scheduler and is "
+            f"ignored; its options are {', '.join(OPTIONS)}",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _check_retry_on(retry_on: object) -> tuple[type[BaseException], ...]:
+    """``retry_on`` as a tuple of exception classes (a single class is accepted)."""
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    if not isinstance(retry_on, (tuple, list)) or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+    ):
+        raise TypeError(
+            "daskexec: retry_on must be an exception class or a tuple of exception classes, "
+            f"got {retry_on!r}"
+        )
+    return tuple(retry_on)
+
+
 def _check_executor(executor: object) -> None:
-    if executor is None or isinstance(executor, str):
+    if executor is None:
+        return
+    if isinstance(executor, str):
+        check_backend(executor)
         return
     if not isinstance(executor, concurrent.futures.Executor):
         raise TypeError(
@@ -68,7 +144,12 @@ def _check_options(
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             raise ValueError(f"daskexec: {name} must be an integer >= 1 or None, got {value!r}")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
         raise ValueError(
             f"daskexec: timeout must be a number of seconds >= 0 or None, got {timeout!r}"
         )
@@ -136,7 +217,7 @@ class ExecutorScheduler:
         self.pack_size = pack_size
         self.max_inflight = max_inflight
         self.retries = retries
-        self.retry_on = tuple(retry_on)
+        self.retry_on = _check_retry_on(retry_on)
         self.last_stats: ComputeStats | None = None
 
     def __repr__(self) -> str:
@@ -162,6 +243,7 @@ class ExecutorScheduler:
     ) -> Any:
         """Compute ``keys`` of ``dsk``; keyword arguments override this scheduler's settings."""
         start = time.perf_counter()
+        _check_keywords(kwargs)
         ex_arg = self.executor if executor is None else executor
         _check_executor(ex_arg)
         batch_size = self.batch_size if batch_size is None else batch_size
@@ -173,9 +255,13 @@ class ExecutorScheduler:
 
         graph = _graph.prepare(dsk, keys)
         owned = not isinstance(ex_arg, concurrent.futures.Executor)
+        if not owned and _worker.running_in(ex_arg):
+            # a compute started by a task running on this very executor
+            ex_arg, owned = InlineExecutor(), False
         ex = _make_executor(ex_arg)
         stats = ComputeStats()
         run: Run | None = None
+        failed = True
         try:
             info = describe(ex)
             stats.engine = info.name
@@ -205,6 +291,7 @@ class ExecutorScheduler:
                     for cb in started:
                         if cb[4]:
                             cb[4](graph.nodes, run.state, errored)
+            failed = False
         except BaseException:
             if run is not None:
                 run.abort()
@@ -216,12 +303,29 @@ class ExecutorScheduler:
             if done is not None:
                 done()
             if owned:
-                ex.shutdown(wait=True, cancel_futures=True)
+                _release(ex, failed)
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
             self.last_stats = stats
             _record(stats)
         return _nested(keys, values)
+
+
+def _release(ex: concurrent.futures.Executor, failed: bool) -> None:
+    """Shut down an executor the scheduler made; after a failure, without waiting.
+
+    A failed or interrupted compute returns at once: queued work is
+    cancelled, process workers are killed when the executor can do that
+    (``terminate_workers()``, as Python 3.14's process pool), and running
+    in-process tasks finish in the background.
+    """
+    if not failed:
+        ex.shutdown(wait=True, cancel_futures=True)
+        return
+    ex.shutdown(wait=False, cancel_futures=True)
+    terminate = getattr(ex, "terminate_workers", None)
+    if callable(terminate):
+        terminate()
 
 
 def _callback_tuples(cbs: Sequence[Any]) -> list[tuple[Any, ...]]:
