@@ -89,3 +89,53 @@ def test_resource_profiler(scheduler: daskexec.ExecutorScheduler) -> None:
         assert (x + 1).sum().compute(scheduler=scheduler) == 80_000
     assert rprof.results, "ResourceProfiler recorded no sample"
     assert all(r.mem > 0 for r in rprof.results)
+
+
+class Counter(Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre: list[Any] = []
+        self.post: list[Any] = []
+        self.cache_at_start: dict[Any, Any] = {}
+
+    def _start_state(self, dsk: Any, state: Any) -> None:
+        self.cache_at_start = dict(state["cache"])
+
+    def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+        self.pre.append(key)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self.post.append(key)
+
+
+def test_literal_data_is_data_not_a_task(scheduler: daskexec.ExecutorScheduler) -> None:
+    from graphs import add, inc
+
+    dsk = {"x": 1, "y": (inc, "x"), "z": (add, 10, "y")}
+    with Counter() as c:
+        assert scheduler(dsk, "z") == 12
+    assert c.cache_at_start == {"x": 1}, c.cache_at_start
+    assert sorted(c.pre) == ["y", "z"] and sorted(c.post) == ["y", "z"], (c.pre, c.post)
+
+
+def test_profiler_sees_tasks_only(scheduler: daskexec.ExecutorScheduler) -> None:
+    from graphs import add, inc
+
+    dsk = {"a": 1, "b": 2, "c": (inc, "a"), "d": (inc, "b"), "e": (add, "c", "d")}
+    with Profiler() as prof:
+        assert scheduler(dsk, "e") == 5
+    assert sorted(r.key for r in prof.results) == ["c", "d", "e"], prof.results
+
+
+def test_profiler_is_complete_after_a_failed_compute(
+    scheduler: daskexec.ExecutorScheduler,
+) -> None:
+    from dask import delayed
+
+    from graphs import fail, inc
+
+    first = delayed(inc)(1, dask_key_name="first")
+    bad = delayed(fail)(first, dask_key_name="bad")
+    with Profiler() as prof, contextlib.suppress(ValueError):
+        bad.compute(scheduler=scheduler)
+    assert "first" in {r.key for r in prof.results}, prof.results

@@ -627,6 +627,12 @@ class Run:
                 return
             if failure.stage != "run":
                 self._raise_serialization_error(failure, sent)
+            if self.posttask and result.partial:
+                # the tasks of the item that finished before the failure
+                for key in sent.keys:
+                    if key in result.partial:
+                        for f in self.posttask:
+                            f(key, result.partial[key], self.g.nodes, self.state, self.info.name)
             if (
                 self.settings.retry_on
                 and isinstance(failure.exception, self.settings.retry_on)

@@ -75,6 +75,8 @@ class ItemResult:
     failure: TaskFailure | None
     seconds: float
     tasks_run: int
+    #: after a failure: the exports of the tasks that ran before it (for callbacks)
+    partial: dict[Any, Any] | None = None
 
 
 class Cancelled(Exception):
@@ -108,7 +110,9 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
             values[node.key] = node({k: values[k] for k in deps} if deps else {})
         except BaseException as exc:
             tb = _format(exc)
-            return ItemResult(None, TaskFailure(node.key, exc, tb), time.perf_counter() - start, n)
+            partial = {k: values[k] for k in item.exports if k in values}
+            seconds = time.perf_counter() - start
+            return ItemResult(None, TaskFailure(node.key, exc, tb), seconds, n, partial)
         n += 1
         if frees:
             for k in frees[i]:
@@ -181,7 +185,11 @@ def _dump_result(result: ItemResult, item: WorkItem) -> bytes:
     failure = result.failure
     if failure is not None:
         failure.exception = _serialize.portable_exception(failure.exception, failure.traceback)
-        return _serialize.dumps(result)
+        try:
+            return _serialize.dumps(result)
+        except Exception:
+            result.partial = None  # what ran before the failure cannot travel: drop it
+            return _serialize.dumps(result)
     try:
         return _serialize.dumps(result)
     except Exception as exc:
