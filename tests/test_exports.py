@@ -16,7 +16,9 @@ def test_public_names() -> None:
             "GraphCycleError",
             "MissingKeyError",
             "ReferenceEngine",
+            "RemoteError",
             "RemoteTraceback",
+            "SerializationError",
             "__version__",
             "available_backends",
             "collect_stats",
@@ -34,6 +36,8 @@ def test_errors_subclass_the_stdlib() -> None:
 
     assert issubclass(daskexec.EngineFailure, concurrent.futures.BrokenExecutor)
     assert issubclass(daskexec.MissingKeyError, KeyError)
+    assert issubclass(daskexec.MissingKeyError, ValueError)
+    assert issubclass(daskexec.SerializationError, TypeError)
     assert issubclass(daskexec.GraphCycleError, ValueError)
 
 
