@@ -86,7 +86,7 @@ def test_bookkeeping_runs_in_the_driver(
     st = scheduler.last_stats
     assert st is not None
     # the literal a is data, not a task (as in Dask)
-    if engine.references is None:
+    if engine.references is None and engine.store is None:
         assert (st.remote_tasks, st.local_tasks) == (2, 2), st.summary()  # c, e | b, d
     else:
         # results stay remote: the container of references d goes with its data

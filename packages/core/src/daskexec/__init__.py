@@ -7,6 +7,7 @@
 
 import dask.config
 
+from daskexec._store import ResultStore, SharedMemoryStore, StoreClient
 from daskexec.backends import available_backends, create_executor
 from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
 from daskexec.errors import (
@@ -33,7 +34,10 @@ __all__ = [
     "ReferenceEngine",
     "RemoteError",
     "RemoteTraceback",
+    "ResultStore",
     "SerializationError",
+    "SharedMemoryStore",
+    "StoreClient",
     "__version__",
     "available_backends",
     "collect_stats",

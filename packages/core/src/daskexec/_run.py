@@ -43,7 +43,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,17 +51,11 @@ from typing import Any
 from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
 from dask.utils import key_split
 
-from daskexec import _packing, _serialize
+from daskexec import _packing
 from daskexec._graph import Graph, is_bookkeeping, is_finalize
-from daskexec._worker import (
-    Cancelled,
-    ItemResult,
-    TaskFailure,
-    WorkItem,
-    run_encoded_item,
-    run_local_item,
-    run_reference_item,
-)
+from daskexec._transport import Sender, choose
+from daskexec._transport._submit import shown
+from daskexec._worker import Cancelled, TaskFailure, WorkItem
 from daskexec.engine import EngineInfo
 from daskexec.errors import EngineFailure, RemoteTraceback, SerializationError
 from daskexec.stats import ComputeStats
@@ -93,7 +87,7 @@ class _Sent:
     item: WorkItem
     keys: list[Hashable]
     group: Hashable
-    resend: Callable[[], tuple[Future[Any], list[Any]]]
+    resend: Sender
     refs: list[Any] = field(default_factory=list)
     attempts: int = 1
 
@@ -115,9 +109,10 @@ class Run:
         self.info = info
         self.settings = settings
         self.stats = stats
-        self.refs = info.references
-        self.token = uuid.uuid4().hex  # names this compute on the workers
+        self.token = uuid.uuid4().hex  # names this compute on the workers and in stores
         self.cancel = threading.Event()
+        self.transport = choose(executor, info, self.token, self.cancel, stats)
+        self.remote = self.transport.remote
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
 
@@ -127,7 +122,7 @@ class Run:
         self.export_all = bool(self.posttask)
 
         nodes = graph.nodes
-        if self.refs is not None:
+        if self.remote:
             # results stay remote: only what needs no data runs here
             self.local = {k for k, n in nodes.items() if isinstance(n, (DataNode, Alias))}
         else:
@@ -148,6 +143,7 @@ class Run:
                 self.missing[dep] -= 1
         self.done = len(self.literals)
         self.is_ref: set[Hashable] = set()
+        self.sharers: dict[int, int] = {}  # id(handle) -> keys holding it, when several
         # ready tasks per group, most urgent first: see ``Rank``
         self.heaps: dict[Hashable, list[tuple[Rank, Hashable]]] = {}
         self.generation = 0
@@ -226,22 +222,27 @@ class Run:
                 self._complete(fut)
         outputs = {k: self.data[k] for k in self.g.outputs}
         refs = [k for k in outputs if k in self.is_ref]
-        if refs and self.refs is not None:
-            values = self.refs.fetch([outputs[k] for k in refs])
+        if refs:
+            values = self.transport.fetch([outputs[k] for k in refs])
             self.stats.fetched += len(values)
             outputs.update(zip(refs, values, strict=False))
         return outputs
 
     def close(self) -> None:
         """Drop every value and reference this run still holds (success or not)."""
-        held = [self.data[k] for k in self.is_ref if k in self.data]
+        held = list(
+            {id(h): h for h in (self.data[k] for k in self.is_ref if k in self.data)}.values()
+        )
         for sent in self.inflight.values():
             held.extend(sent.refs)
         self.inflight.clear()
         self.data.clear()
         self.is_ref.clear()
-        if held and self.refs is not None:
-            self.refs.release(held)
+        try:
+            if held:
+                self.transport.release(held)
+        finally:
+            self.transport.close()
 
     def abort(self) -> None:
         """Stop everything still queued or running (error or interrupt)."""
@@ -282,6 +283,8 @@ class Run:
             value = self.data[node.target]
             if node.target in self.is_ref:
                 self.is_ref.add(key)
+                # one handle, two keys: released when both are
+                self.sharers[id(value)] = self.sharers.get(id(value), 1) + 1
         else:
             inputs = {d: self._value(d) for d in node.dependencies}
             try:
@@ -296,9 +299,9 @@ class Run:
 
     def _value(self, key: Hashable) -> Any:
         value = self.data[key]
-        if key in self.is_ref and self.refs is not None:
+        if key in self.is_ref:
             self.stats.fetched += 1
-            return self.refs.fetch([value])[0]
+            return self.transport.fetch([value])[0]
         return value
 
     def _finish(self, keys: list[Hashable], inside: set[Hashable]) -> list[Hashable]:
@@ -336,8 +339,11 @@ class Run:
         value = self.data.pop(key, None)
         if key in self.is_ref:
             self.is_ref.discard(key)
-            if self.refs is not None and value is not None:
-                self.refs.release([value])
+            n = self.sharers.pop(id(value), 1)
+            if n > 1:
+                self.sharers[id(value)] = n - 1
+            elif value is not None:
+                self.transport.release([value])
         if self.track:
             self.state["released"].add(key)
 
@@ -513,7 +519,9 @@ class Run:
                         f(key, self.g.nodes, self.state)
         if self.track:
             self.state["ready"] = [k for h in self.heaps.values() for _, k in h]
-        sends = self._senders(grp, items)
+        inputs = [[self.data[k] for k in item.ref_keys] for item, _ in items]
+        options = self.g.annotations.get(items[0][1][0], {})
+        sends = self.transport.senders(items, inputs, options)
         for (item, keys), send in zip(items, sends, strict=False):
             fut, refs = send()
             sent = _Sent(item=item, keys=keys, group=grp, resend=send, refs=refs)
@@ -521,92 +529,6 @@ class Run:
             fut.add_done_callback(self.completed.put)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
         st.largest_batch = max(st.largest_batch, sum(len(keys) for _, keys in items))
-
-    def _senders(
-        self, grp: Hashable, items: list[tuple[WorkItem, list[Hashable]]]
-    ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
-        """One callable per item that submits it (again, on retry)."""
-        info = self.info
-        if not info.out_of_process:
-            payloads: list[Any] = [(item, self.cancel, self.executor) for item, _ in items]
-            return self._batch_senders(run_local_item, payloads)
-        encoder = _serialize.BatchEncoder()
-        blobs = [self._encode(encoder, item, keys) for item, keys in items]
-        shared = encoder.shared()
-        if self.refs is not None:
-            refs = self.refs
-            options = dict(self.g.annotations.get(items[0][1][0], {}))
-
-            def ref_sender(
-                item: WorkItem, blob: bytes
-            ) -> Callable[[], tuple[Future[Any], list[Any]]]:
-                inputs = [self.data[k] for k in item.ref_keys]
-                n = len(item.exports)
-                return lambda: refs.submit_item(
-                    run_reference_item, (self.token, shared, blob), inputs, n, options
-                )
-
-            return [ref_sender(item, blob) for (item, _), blob in zip(items, blobs, strict=False)]
-        return self._batch_senders(run_encoded_item, [(self.token, shared, b) for b in blobs])
-
-    def _batch_senders(
-        self, fn: Callable[[Any], Any], payloads: list[Any]
-    ) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
-        futures = self._submit_many(fn, payloads)
-        senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
-        for fut, payload in zip(futures, payloads, strict=False):
-            first: list[Future[Any] | None] = [fut]
-
-            def send(
-                payload: Any = payload, first: list[Future[Any] | None] = first
-            ) -> tuple[Future[Any], list[Any]]:
-                if first[0] is not None:
-                    f, first[0] = first[0], None
-                    return f, []
-                return self._guarded_submit(lambda: [self.executor.submit(fn, payload)])[0], []
-
-            senders.append(send)
-        return senders
-
-    def _submit_many(self, fn: Callable[[Any], Any], payloads: list[Any]) -> list[Future[Any]]:
-        ex = self.executor
-        many = getattr(ex, "submit_many", None)
-        if many is not None:
-            return self._guarded_submit(lambda: list(many(fn, payloads)))
-        if type(ex).map is concurrent.futures.Executor.map:
-            return self._guarded_submit(lambda: [ex.submit(fn, p) for p in payloads])
-        return self._guarded_submit(lambda: _map_as_futures(ex, fn, payloads))
-
-    def _guarded_submit(self, submit: Callable[[], list[Future[Any]]]) -> list[Future[Any]]:
-        try:
-            return submit()
-        except RuntimeError as exc:
-            if "shutdown" in str(exc) or "shut down" in str(exc):
-                raise RuntimeError(
-                    f"daskexec: the {self.info.name} executor has been shut down; "
-                    "pass an executor that is still running"
-                ) from exc
-            raise
-
-    def _encode(
-        self, encoder: _serialize.BatchEncoder, item: WorkItem, keys: list[Hashable]
-    ) -> bytes:
-        try:
-            return encoder.encode(item)
-        except Exception as exc:
-            culprit = keys[0]
-            for key, task in zip(keys, item.tasks, strict=False):
-                try:
-                    _serialize.dumps(task)
-                except Exception:
-                    culprit = key
-                    break
-            raise SerializationError(
-                f"daskexec: task {culprit!r} cannot be serialized to run on the "
-                f"{self.info.name} engine, which runs tasks in other processes "
-                f"({type(exc).__name__}: {exc}); make its function and arguments "
-                "picklable, or use an in-process executor such as ThreadPoolExecutor"
-            ) from exc
 
     # ----------------------------------------------------------------- complete
 
@@ -620,7 +542,7 @@ class Run:
         except Exception as exc:  # CancelledError included: the engine dropped it
             self._engine_failure(sent, exc)
             return
-        result = self._decode(outcome, sent)
+        result, handles = self.transport.receive(outcome, sent.refs, sent.keys)
         failure = result.failure
         if failure is not None:
             if isinstance(failure.exception, Cancelled):
@@ -648,12 +570,9 @@ class Run:
             old = self.task_time.get(sent.group)
             self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
         exports = sent.item.exports
-        if self.refs is not None:
-            self.data.update(zip(exports, sent.refs, strict=False))
+        self.data.update(zip(exports, handles, strict=False))
+        if self.remote:
             self.is_ref.update(exports)
-        else:
-            assert result.values is not None
-            self.data.update(zip(exports, result.values, strict=False))
         if len(self.data) > self.stats.peak_values:
             self.stats.peak_values = len(self.data)
         if self.posttask:
@@ -665,24 +584,10 @@ class Run:
         if ready:
             self._make_ready(ready)
 
-    def _decode(self, outcome: Any, sent: _Sent) -> ItemResult:
-        if not isinstance(outcome, bytes):
-            return outcome  # type: ignore[no-any-return]  # in-process: the result itself
-        try:
-            result: ItemResult = _serialize.loads(outcome)
-        except Exception as exc:
-            raise SerializationError(
-                f"daskexec: the outcome of task {_shown(sent.keys)} came back from the "
-                f"{self.info.name} engine but cannot be deserialized in the driver "
-                f"({type(exc).__name__}: {exc}); the driver must be able to import every "
-                "class a task returns or raises"
-            ) from exc
-        return result
-
     def _raise_serialization_error(self, failure: TaskFailure, sent: _Sent) -> None:
         if failure.stage == "load":
             error = SerializationError(
-                f"daskexec: task {_shown(sent.keys)} could not be loaded on a worker of the "
+                f"daskexec: task {shown(sent.keys)} could not be loaded on a worker of the "
                 f"{self.info.name} engine ({type(failure.exception).__name__}: "
                 f"{failure.exception}); the workers must be able to import every module the "
                 "task uses: install it there, or ship it by value with "
@@ -698,7 +603,7 @@ class Run:
         if sent.attempts > self.settings.retries:
             raise EngineFailure(
                 f"daskexec: the {self.info.name} engine lost the work item holding task "
-                f"{_shown(sent.keys)} {sent.attempts} times ({type(exc).__name__}: {exc}); "
+                f"{shown(sent.keys)} {sent.attempts} times ({type(exc).__name__}: {exc}); "
                 f"gave up after {self.settings.retries} retries. A worker may have crashed "
                 "(out of memory, os._exit, a killed node) or timed out; raise retries= or "
                 "fix the cause"
@@ -733,29 +638,3 @@ class Run:
 
 
 _NOTE = "daskexec: task "
-
-
-def _shown(keys: list[Hashable]) -> str:
-    """Up to five keys for a message."""
-    return ", ".join(map(repr, keys[:5])) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-
-def _map_as_futures(
-    executor: concurrent.futures.Executor, fn: Callable[[Any], Any], payloads: list[Any]
-) -> list[Future[Any]]:
-    """Futures for ``executor.map``, for executors whose ``map`` is their batch path."""
-    futures: list[Future[Any]] = [Future() for _ in payloads]
-    results = executor.map(fn, payloads)
-
-    def drain() -> None:
-        i = 0
-        try:
-            for i, value in enumerate(results):
-                futures[i].set_result(value)
-        except BaseException as exc:
-            for fut in futures:
-                if not fut.done():
-                    fut.set_exception(exc)
-
-    threading.Thread(target=drain, name="daskexec-map-drain", daemon=True).start()
-    return futures

@@ -30,6 +30,7 @@ from dask._task_spec import GraphNode
 from dask.utils import shorten_traceback
 
 from daskexec import _serialize
+from daskexec._store import Handle, StoreClient, dump_value, load_value
 from daskexec.errors import SerializationError
 
 
@@ -170,6 +171,41 @@ def run_reference_item(
     return _dump_result(result, item), values
 
 
+def run_stored_item(
+    payload: tuple[str, bytes, bytes, StoreClient | None, list[Handle], int],
+) -> bytes:
+    """Entry point for engines with a result store: inputs read from it, exports written to it.
+
+    The outcome's ``values`` are the exports' handles: small values inline,
+    the others written to the store by this worker.
+    """
+    compute, shared, blob, client, handles, inline_below = payload
+    item = _load((compute, shared, blob))
+    if isinstance(item, ItemResult):
+        return _serialize.dumps(item)
+    try:
+        item.inputs.update(
+            zip(item.ref_keys, (load_value(h, client) for h in handles), strict=False)
+        )
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        failure = TaskFailure(None, _serialize.portable_exception(exc, tb), tb, "load")
+        return _serialize.dumps(ItemResult(None, failure, 0.0, 0))
+    result = run_item(item)
+    if result.failure is not None or result.values is None:
+        return _dump_result(result, item)
+    out: list[Handle] = []
+    for key, value in zip(item.exports, result.values, strict=False):
+        try:
+            out.append(dump_value(value, client, inline_below))
+        except Exception as exc:
+            failure = TaskFailure(key, _unserializable(key, value, exc), traceback.format_exc())
+            failure.stage = "dump"
+            return _serialize.dumps(ItemResult(None, failure, result.seconds, result.tasks_run))
+    result.values = out
+    return _serialize.dumps(result)
+
+
 def _load(payload: tuple[str, bytes, bytes]) -> WorkItem | ItemResult:
     compute, shared, blob = payload
     try:
@@ -194,16 +230,20 @@ def _dump_result(result: ItemResult, item: WorkItem) -> bytes:
         return _serialize.dumps(result)
     except Exception as exc:
         key, value = _unpicklable(item.exports, result.values or [])
-        kind = type(value)
-        error = SerializationError(
-            f"the result of task {key!r} (a {kind.__module__}.{kind.__qualname__}) cannot be "
-            f"serialized to leave the worker ({type(exc).__name__}: {exc}); return a "
-            "picklable value, or use an in-process executor such as ThreadPoolExecutor"
-        )
+        error = _unserializable(key, value, exc)
         tb = traceback.format_exc()
         return _serialize.dumps(
             ItemResult(None, TaskFailure(key, error, tb, "dump"), result.seconds, result.tasks_run)
         )
+
+
+def _unserializable(key: Any, value: Any, exc: BaseException) -> SerializationError:
+    kind = type(value)
+    return SerializationError(
+        f"the result of task {key!r} (a {kind.__module__}.{kind.__qualname__}) cannot be "
+        f"serialized to leave the worker ({type(exc).__name__}: {exc}); return a "
+        "picklable value, or use an in-process executor such as ThreadPoolExecutor"
+    )
 
 
 def _unpicklable(keys: list[Any], values: list[Any]) -> tuple[Any, Any]:

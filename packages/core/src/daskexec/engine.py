@@ -37,7 +37,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from daskexec._store import ResultStore
 
 __all__ = [
     "CAPABILITIES",
@@ -56,6 +59,11 @@ CAPABILITIES: dict[str, str] = {
         "engine failure and keeps accepting work (so a retry can succeed)"
     ),
     "cancel-running": "work items already running can be stopped on error",
+    "results-stay-remote": (
+        "results stay where they were computed (a result store, or the engine's own "
+        "object store); the driver holds handles and fetches only the outputs"
+    ),
+    "result-store": "results stay in a daskexec ResultStore that the engine names",
     "retries-internally": (
         "the engine re-runs work lost with a worker on its own (Ray's task "
         "retries), so the scheduler may never see the failure"
@@ -88,6 +96,12 @@ class EngineInfo:
     references
         An engine whose results stay remote (see :class:`ReferenceEngine`),
         or ``None`` when results come back to the driver as values.
+    store
+        Where results stay when the engine does not keep them itself: called
+        once per compute with a token naming the compute, it returns that
+        compute's :class:`~daskexec.ResultStore` (for example
+        :class:`daskexec.SharedMemoryStore` for workers on this machine).
+        ``None``: results come back to the driver as values.
     name
         A short label for reports and error messages.
     """
@@ -98,6 +112,7 @@ class EngineInfo:
     max_inflight: int | None = None
     capabilities: frozenset[str] = field(default_factory=frozenset)
     references: ReferenceEngine | None = None
+    store: Callable[[str], ResultStore] | None = None
     name: str = "executor"
 
     def __post_init__(self) -> None:
@@ -116,7 +131,12 @@ class EngineInfo:
             raise ValueError(
                 f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
             )
-        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        caps = set(self.capabilities)
+        if self.store is not None:
+            caps |= {"result-store", "results-stay-remote"}
+        if self.references is not None:
+            caps.add("results-stay-remote")
+        object.__setattr__(self, "capabilities", frozenset(caps))
 
 
 @runtime_checkable
@@ -178,6 +198,8 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
                 f"{type(info).__name__}, expected daskexec.EngineInfo"
             )
         return info
+    from daskexec._store import SharedMemoryStore
+
     cpus = os.cpu_count() or 1
     workers = getattr(executor, "_max_workers", None)
     if not isinstance(workers, int) or workers < 1:
@@ -196,6 +218,7 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
             out_of_process=True,
             call_overhead=1e-3,
             capabilities=frozenset({"separate-processes"}),
+            store=SharedMemoryStore,
             name="process-pool",
         )
     if type(executor).__name__ == "SynchronousExecutor":

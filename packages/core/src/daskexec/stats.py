@@ -44,7 +44,16 @@ class ComputeStats:
         The most task results the driver held at once: results stay only
         until their last consumer has run.
     fetched
-        Values fetched from a reference engine into the driver.
+        Values fetched from a result store or reference engine into the driver.
+    bytes_sent
+        Bytes the driver sent to the engine: work items (tasks, functions,
+        inputs held in the driver), first attempts.
+    bytes_received
+        Bytes that came back to the driver: items' outcomes (results, unless
+        they stay in a store) and the outputs fetched from a store.
+    store_peak_bytes
+        The most bytes held in the compute's result store at once (engines
+        with a result store only).
     seconds
         Wall time of the compute, graph preparation included.
     engine
@@ -63,6 +72,9 @@ class ComputeStats:
     max_inflight: int = 0
     peak_values: int = 0
     fetched: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    store_peak_bytes: int = 0
     seconds: float = 0.0
     engine: str = ""
 
@@ -77,8 +89,17 @@ class ComputeStats:
             f"{self.tasks} tasks ({self.remote_tasks} remote, {self.local_tasks} local) "
             f"in {self.work_items} work items over {self.map_calls} map calls, "
             f"{self.invocations} invocations, {self.retries} retries, "
+            f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
             f"{self.seconds:.3f}s on {self.engine}"
         )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GiB"
 
 
 @dataclass

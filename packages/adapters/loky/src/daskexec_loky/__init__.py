@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import loky
 from loky.process_executor import BrokenProcessPool, TerminatedWorkerError
 
+from daskexec import SharedMemoryStore
 from daskexec.engine import EngineInfo
 
 __all__ = ["LokyExecutor", "TerminatedWorkerError"]
@@ -153,6 +154,7 @@ class LokyExecutor(concurrent.futures.Executor):
             out_of_process=True,
             call_overhead=_CALL_OVERHEAD,
             capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            store=SharedMemoryStore,
             name="loky",
         )
 

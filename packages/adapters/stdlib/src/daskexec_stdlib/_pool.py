@@ -43,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from daskexec import SharedMemoryStore
 from daskexec.engine import EngineInfo
 
 from ._common import (
@@ -274,6 +275,7 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
             capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            store=SharedMemoryStore,
             name="multiprocessing-pool",
         )
 

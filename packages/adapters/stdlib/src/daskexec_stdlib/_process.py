@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from daskexec import SharedMemoryStore
 from daskexec.engine import EngineInfo
 
 from ._common import PROCESS_CALL_OVERHEAD, Context, default_workers, pack_call, resolve_context
@@ -132,6 +133,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
             capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            store=SharedMemoryStore,
             name="processes",
         )
 

@@ -1,0 +1,123 @@
+"""What the transports over a ``concurrent.futures.Executor`` share: batch submission, encoding."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from typing import Any
+
+from daskexec import _serialize
+from daskexec._worker import ItemResult, WorkItem
+from daskexec.errors import SerializationError
+
+
+def batch_senders(
+    executor: concurrent.futures.Executor, name: str, fn: Callable[[Any], Any], payloads: list[Any]
+) -> list[Callable[[], tuple[Future[Any], list[Any]]]]:
+    """Submit every payload as one batch now; a sender returns its future, later resubmits."""
+    futures = _submit_many(executor, name, fn, payloads)
+    senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
+    for fut, payload in zip(futures, payloads, strict=False):
+        first: list[Future[Any] | None] = [fut]
+
+        def send(
+            payload: Any = payload, first: list[Future[Any] | None] = first
+        ) -> tuple[Future[Any], list[Any]]:
+            if first[0] is not None:
+                f, first[0] = first[0], None
+                return f, []
+            return _guarded(name, lambda: [executor.submit(fn, payload)])[0], []
+
+        senders.append(send)
+    return senders
+
+
+def _submit_many(
+    ex: concurrent.futures.Executor, name: str, fn: Callable[[Any], Any], payloads: list[Any]
+) -> list[Future[Any]]:
+    many = getattr(ex, "submit_many", None)
+    if many is not None:
+        return _guarded(name, lambda: list(many(fn, payloads)))
+    if type(ex).map is concurrent.futures.Executor.map:
+        return _guarded(name, lambda: [ex.submit(fn, p) for p in payloads])
+    return _guarded(name, lambda: _map_as_futures(ex, fn, payloads))
+
+
+def _guarded(name: str, submit: Callable[[], list[Future[Any]]]) -> list[Future[Any]]:
+    try:
+        return submit()
+    except RuntimeError as exc:
+        if "shutdown" in str(exc) or "shut down" in str(exc):
+            raise RuntimeError(
+                f"daskexec: the {name} executor has been shut down; "
+                "pass an executor that is still running"
+            ) from exc
+        raise
+
+
+def _map_as_futures(
+    executor: concurrent.futures.Executor, fn: Callable[[Any], Any], payloads: list[Any]
+) -> list[Future[Any]]:
+    """Futures for ``executor.map``, for executors whose ``map`` is their batch path."""
+    futures: list[Future[Any]] = [Future() for _ in payloads]
+    results = executor.map(fn, payloads)
+
+    def drain() -> None:
+        i = 0
+        try:
+            for i, value in enumerate(results):
+                futures[i].set_result(value)
+        except BaseException as exc:
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+
+    threading.Thread(target=drain, name="daskexec-map-drain", daemon=True).start()
+    return futures
+
+
+def encode(
+    encoder: _serialize.BatchEncoder, item: WorkItem, keys: list[Hashable], name: str
+) -> bytes:
+    """Pickle ``item``; an error names the first task that cannot be pickled."""
+    try:
+        return encoder.encode(item)
+    except Exception as exc:
+        culprit = keys[0]
+        for key, task in zip(keys, item.tasks, strict=False):
+            try:
+                _serialize.dumps(task)
+            except Exception:
+                culprit = key
+                break
+        raise SerializationError(
+            f"daskexec: task {culprit!r} cannot be serialized to run on the "
+            f"{name} engine, which runs tasks in other processes "
+            f"({type(exc).__name__}: {exc}); make its function and arguments "
+            "picklable, or use an in-process executor such as ThreadPoolExecutor"
+        ) from exc
+
+
+def decode(outcome: bytes, keys: list[Hashable], name: str) -> Any:
+    """Unpickle what a worker sent back; an error names the item's tasks."""
+    try:
+        return _serialize.loads(outcome)
+    except Exception as exc:
+        raise SerializationError(
+            f"daskexec: the outcome of task {shown(keys)} came back from the "
+            f"{name} engine but cannot be deserialized in the driver "
+            f"({type(exc).__name__}: {exc}); the driver must be able to import every "
+            "class a task returns or raises"
+        ) from exc
+
+
+def shown(keys: list[Hashable]) -> str:
+    """Up to five keys for a message."""
+    return ", ".join(map(repr, keys[:5])) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def as_result(value: Any) -> ItemResult:
+    assert isinstance(value, ItemResult), type(value)
+    return value
