@@ -314,7 +314,7 @@ class SharedMemoryStore:
                 os.unlink(location)
 
     def locations(self) -> list[str]:
-        found = []
+        found: list[str] = []
         for folder in (self.directory, self.fallback):
             with contextlib.suppress(FileNotFoundError):
                 found.extend(os.path.join(folder, name) for name in os.listdir(folder))
