@@ -133,3 +133,18 @@ def test_config_and_seed_forms(executor: Any) -> None:
         scheduler=daskexec.executor_scheduler, executor=executor, batch_size=10, timeout=0.01
     )
     np.testing.assert_array_equal(got, np.full(100, 100.0))
+
+
+def stack(n: int = 2, size: int = 400) -> da.Array:
+    return da.random.default_rng(0).random((n, size, size), chunks=(1, size, size))
+
+
+def test_outputs_are_ordinary_writable_objects(scheduler: daskexec.ExecutorScheduler) -> None:
+    a, b = dask.compute(stack(n=2) + 1, (stack(n=2) * 2)[0], scheduler=scheduler)
+    a[0, 0, 0] = -1.0
+    b[:] = 0.0
+    assert a[0, 0, 0] == -1.0 and not b.any()
+    pdf = pd.DataFrame({"x": np.arange(100_000, dtype=float), "y": 1.0})
+    df = dd.from_pandas(pdf, npartitions=4).compute(scheduler=scheduler)
+    df.iloc[0, 0] = 5.0
+    assert df.iloc[0, 0] == 5.0
