@@ -23,6 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from daskexec._worker import WorkItem
+
+if TYPE_CHECKING:
+    from daskexec._graph import Graph
 
 # The driver's own cost of one work item (building it, handling its result).
 DRIVER_ITEM_COST = 5e-5
@@ -103,3 +109,54 @@ def close_over_dependents(
                         return added
         frontier = nxt
     return added
+
+
+def make_item(
+    keys: list[Hashable],
+    g: Graph,
+    data: dict[Hashable, Any],
+    remote: set[Hashable],
+    export_all: bool,
+) -> WorkItem:
+    """The work item running ``keys`` (in that order).
+
+    Inputs from outside come from ``data``: values travel in the item, and the
+    keys in ``remote`` (whose data are handles) are listed in ``ref_keys`` for
+    the transport to resolve.  Exported: the outputs, what a task outside the
+    item consumes, and with ``export_all`` (callbacks want every value)
+    everything.  A value used only inside is dropped after its last use.
+    """
+    inside = set(keys)
+    inputs: dict[Hashable, Any] = {}
+    ref_keys: dict[Hashable, None] = {}  # ordered set
+    for key in keys:
+        for dep in g.dependencies[key]:
+            if dep in inside or dep in inputs or dep in ref_keys:
+                continue
+            if dep in remote:
+                ref_keys[dep] = None
+            else:
+                inputs[dep] = data[dep]
+    exports: list[Hashable] = []
+    last_use: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        for dep in g.dependencies[key]:
+            if dep in inside:
+                last_use[dep] = i
+        if export_all or key in g.outputs or any(d not in inside for d in g.dependents[key]):
+            exports.append(key)
+    free_after: list[tuple[Hashable, ...]] = []
+    if last_use:
+        exported = set(exports)
+        frees: list[list[Hashable]] = [[] for _ in keys]
+        for dep, i in last_use.items():
+            if dep not in exported:
+                frees[i].append(dep)
+        free_after = [tuple(f) for f in frees]
+    return WorkItem(
+        tasks=[g.nodes[k] for k in keys],
+        inputs=inputs,
+        exports=exports,
+        free_after=free_after,
+        ref_keys=list(ref_keys),
+    )

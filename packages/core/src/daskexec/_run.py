@@ -36,7 +36,6 @@ whose future itself fails (the engine lost it) is sent again, up to
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import heapq
 import queue
 import threading
@@ -51,13 +50,12 @@ from typing import Any
 from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
 from dask.utils import key_split
 
-from daskexec import _packing
+from daskexec import _failures, _packing
 from daskexec._graph import Graph, is_bookkeeping, is_finalize
 from daskexec._transport import Sender, choose
-from daskexec._transport._submit import shown
 from daskexec._worker import Cancelled, TaskFailure, WorkItem
 from daskexec.engine import EngineInfo
-from daskexec.errors import EngineFailure, RemoteTraceback, SerializationError
+from daskexec.errors import RemoteTraceback
 from daskexec.stats import ComputeStats
 
 WAITING, READY, PLACED, DONE = 0, 1, 2, 3
@@ -461,45 +459,9 @@ class Run:
         keys = members + extra
         if extra:
             keys.sort(key=g.priority.__getitem__)
-        inside = set(keys)
-        inputs: dict[Hashable, Any] = {}
-        ref_keys: dict[Hashable, None] = {}  # ordered set
         for key in keys:
             self.status[key] = PLACED
-            for dep in g.dependencies[key]:
-                if dep in inside or dep in inputs or dep in ref_keys:
-                    continue
-                if dep in self.is_ref:
-                    ref_keys[dep] = None
-                else:
-                    inputs[dep] = self.data[dep]
-        exports: list[Hashable] = []
-        last_use: dict[Hashable, int] = {}
-        for i, key in enumerate(keys):
-            for dep in g.dependencies[key]:
-                if dep in inside:
-                    last_use[dep] = i
-            if (
-                self.export_all
-                or key in g.outputs
-                or any(d not in inside for d in g.dependents[key])
-            ):
-                exports.append(key)
-        free_after: list[tuple[Hashable, ...]] = []
-        if last_use:
-            exported = set(exports)
-            frees: list[list[Hashable]] = [[] for _ in keys]
-            for dep, i in last_use.items():
-                if dep not in exported:
-                    frees[i].append(dep)
-            free_after = [tuple(f) for f in frees]
-        item = WorkItem(
-            tasks=[g.nodes[k] for k in keys],
-            inputs=inputs,
-            exports=exports,
-            free_after=free_after,
-            ref_keys=list(ref_keys),
-        )
+        item = _packing.make_item(keys, g, self.data, self.is_ref, self.export_all)
         return item, keys
 
     # ------------------------------------------------------------------- submit
@@ -586,14 +548,7 @@ class Run:
 
     def _raise_serialization_error(self, failure: TaskFailure, sent: _Sent) -> None:
         if failure.stage == "load":
-            error = SerializationError(
-                f"daskexec: task {shown(sent.keys)} could not be loaded on a worker of the "
-                f"{self.info.name} engine ({type(failure.exception).__name__}: "
-                f"{failure.exception}); the workers must be able to import every module the "
-                "task uses: install it there, or ship it by value with "
-                "cloudpickle.register_pickle_by_value(module)"
-            )
-            error.__cause__ = failure.exception
+            error = _failures.unloadable(failure, sent.keys, self.info.name)
             self._raise_task_error(TaskFailure(sent.keys[0], error, ""))
         # a result that cannot leave the worker: the error names the task and the value
         self._raise_task_error(failure)
@@ -601,12 +556,8 @@ class Run:
     def _engine_failure(self, sent: _Sent, exc: BaseException) -> None:
         self.stats.engine_failures += 1
         if sent.attempts > self.settings.retries:
-            raise EngineFailure(
-                f"daskexec: the {self.info.name} engine lost the work item holding task "
-                f"{shown(sent.keys)} {sent.attempts} times ({type(exc).__name__}: {exc}); "
-                f"gave up after {self.settings.retries} retries. A worker may have crashed "
-                "(out of memory, os._exit, a killed node) or timed out; raise retries= or "
-                "fix the cause"
+            raise _failures.lost(
+                sent.keys, sent.attempts, self.settings.retries, self.info.name
             ) from exc
         self._resend(sent)
 
@@ -620,21 +571,7 @@ class Run:
         fut.add_done_callback(self.completed.put)
 
     def _raise_task_error(self, failure: TaskFailure) -> None:
-        exc = failure.exception
-        note = f"{_NOTE}{failure.key!r} failed on the {self.info.name} engine"
-        notes = getattr(exc, "__notes__", None)
-        if isinstance(notes, list):
-            # an exception raised again in a later compute keeps one note of ours
-            notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE))]
-            notes.append(note)
-        else:
-            with contextlib.suppress(Exception):
-                setattr(exc, "__notes__", [note])  # noqa: B010
-        with contextlib.suppress(Exception):
-            exc.dask_key = failure.key  # type: ignore[attr-defined]
+        exc = _failures.noted(failure, self.info.name)
         if failure.traceback:
             raise exc from RemoteTraceback(failure.traceback)
         raise exc
-
-
-_NOTE = "daskexec: task "
