@@ -13,6 +13,13 @@ call of a module-level runner that any pickler handles:
   travel as they are: the scheduler's payload, a ``(bytes, bytes)`` pair, is
   never copied into a second pickle;
 - otherwise the whole call is one cloudpickle blob.
+
+The runner returns the call's *outcome* (see ``daskexec._kit``): bytes
+holding the result or the exception, pickled in the worker with cloudpickle.
+The pool itself never pickles a task's result or exception, so a lambda
+result, an exception whose pickle does not load, or a ``KeyboardInterrupt``
+raised by a task cannot break it; the adapter decodes the outcome in the
+driver with ``daskexec._kit.settle`` or ``bridge``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import cloudpickle
+
+from daskexec._kit import outcome_of
 
 __all__ = ["WorkerLostError", "default_workers", "pack_call", "resolve_context"]
 
@@ -87,8 +96,8 @@ def pack_call(
 ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     """Return ``(runner, runner_args)``: ``runner(*runner_args)`` calls ``fn(*args, **kwargs)``.
 
-    The runner is importable and its arguments pickle with the standard
-    pickler (see the module docstring).
+    The runner is importable, its arguments pickle with the standard pickler,
+    and it returns the call's outcome (see the module docstring).
     """
     if not kwargs and all(_is_plain(a) for a in args):
         return _run_plain, (cloudpickle.dumps(fn), *args)
@@ -100,11 +109,18 @@ def _is_plain(value: Any) -> bool:
     return kind in _PLAIN or (kind is tuple and all(type(v) in _PLAIN for v in value))
 
 
-def _run_plain(fn_blob: bytes, *args: Any) -> Any:
-    fn = cloudpickle.loads(fn_blob)
-    return fn(*args)
+def _run_plain(fn_blob: bytes, *args: Any) -> bytes:
+    return outcome_of(_call_plain, fn_blob, args)
 
 
-def _run_packed(blob: bytes) -> Any:
+def _run_packed(blob: bytes) -> bytes:
+    return outcome_of(_call_packed, blob)
+
+
+def _call_plain(fn_blob: bytes, args: tuple[Any, ...]) -> Any:
+    return cloudpickle.loads(fn_blob)(*args)
+
+
+def _call_packed(blob: bytes) -> Any:
     fn, args, kwargs = cloudpickle.loads(blob)
     return fn(*args, **kwargs)

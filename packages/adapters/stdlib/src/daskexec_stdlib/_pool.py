@@ -13,7 +13,11 @@ Data flow
 the pool at a time (marked RUNNING then, as the stdlib pool does with its
 call queue); the others stay PENDING and can be cancelled.  The pool's
 result-handler thread completes a future through ``apply_async``'s
-callbacks and dispatches the next item.
+callbacks and dispatches the next item.  What comes back is the call's
+outcome, bytes (see ``daskexec._kit``): the pool never pickles a task's
+result or exception itself, so neither a lambda result nor an exception
+whose pickle does not load can kill that thread, and a task's
+``BaseException`` cannot kill its worker.
 
 Worker death
 ------------
@@ -27,6 +31,10 @@ fires, the watcher fails every dispatched future with
 knowable), terminates that pool, and the queued items go to a fresh pool
 started on demand.  Reading the worker list uses the pool's private
 ``_pool`` attribute, once, right after the pool starts.
+
+:meth:`MultiprocessingPoolExecutor.terminate_workers` cancels the queued
+items, fails the dispatched ones with ``WorkerLostError`` and calls
+``Pool.terminate()`` (``SIGTERM`` to the workers, then joins them).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from daskexec._kit import settle
 from daskexec.engine import EngineInfo
 
 from ._common import (
@@ -188,8 +197,8 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
             idle = self._shutdown and not self._inflight and not self._queue
             gen = self._gen
         if ok:
-            future.set_result(value)
-        else:
+            settle(future, value)
+        else:  # the runner itself failed: not a task's error
             future.set_exception(value)
         if idle and gen is not None:
             # shutdown(wait=False) left work running: let the workers go now.
@@ -267,13 +276,52 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
                 g.watcher.join()
             g.pool.join()
 
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel queued work and terminate the worker processes.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
+        futures not yet handed to the pool are cancelled, the ones handed to
+        it fail with :class:`~daskexec_stdlib.WorkerLostError` (a
+        :class:`concurrent.futures.BrokenExecutor`), and the workers are sent
+        ``SIGTERM`` by ``multiprocessing.Pool.terminate()``.  It returns once
+        every future is done and every worker process has exited.  Safe to
+        call several times, and after :meth:`shutdown`.
+        """
+        with self._lock:
+            self._shutdown = True
+            queued = [item[0] for item in self._queue]
+            self._queue.clear()
+            lost = list(self._inflight.values())
+            self._inflight.clear()  # a late result finds nothing to complete
+            if self._gen is not None:
+                self._retired.append(self._gen)
+                self._gen = None
+            gens = list(self._retired)
+            for g in gens:
+                g.closing.set()  # the watcher must not report these workers' deaths
+        for future in queued:
+            future.cancel()
+        for g in gens:
+            g.pool.terminate()
+            if g.watcher is not None and g.watcher is not threading.current_thread():
+                g.watcher.join()
+        error = WorkerLostError(
+            "terminate_workers() stopped the worker processes of the multiprocessing pool "
+            "while this work item was handed to them"
+        )
+        for future in lost:
+            future.set_exception(error)
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(
             workers=self._processes,
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(
+                {"separate-processes", "survives-worker-death", "cancel-running"}
+            ),
             name="multiprocessing-pool",
         )
 

@@ -4,23 +4,34 @@ The stdlib ``concurrent.futures.ProcessPoolExecutor`` already detects a dead
 worker: it fails every pending future with ``BrokenProcessPool`` (a
 ``BrokenExecutor``) and from then on refuses work.  This adapter wraps one
 such pool and, when a ``submit`` finds it broken, retires it and starts a
-fresh one, so that the scheduler's retry of the failed work succeeds.  The
-futures it returns are the inner pool's own: nothing is copied or relayed.
+fresh one, so that the scheduler's retry of the failed work succeeds.
+
+Work goes to the pool as a call of an importable runner that returns the
+call's outcome as bytes (see ``daskexec._kit``); the caller's future is a
+bridge that decodes it when the pool's future completes, and cancels the
+pool's future when cancelled.  A result or an exception that the pool's
+pickler could not carry therefore cannot break the pool.
 
 Work items submitted in the short window between a worker's death and the
 pool noticing it land in the doomed pool and fail with the same error;
 that is an engine failure like any other, and retried the same way.
+
+:meth:`ProcessPoolExecutor.terminate_workers` is Python 3.14's method of
+the same name: the stdlib pool before 3.14 keeps its worker ``Process``
+objects only in the private ``_processes``, read in :func:`_terminate_pool`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from daskexec._kit import bridge
 from daskexec.engine import EngineInfo
 
 from ._common import PROCESS_CALL_OVERHEAD, Context, default_workers, pack_call, resolve_context
@@ -101,14 +112,15 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             try:
-                return self._pool.submit(runner, *runner_args)
+                inner = self._pool.submit(runner, *runner_args)
             except BrokenProcessPool:
                 # A worker died: the stdlib pool is unusable for good.  Keep it
                 # to join on shutdown and carry on with a fresh one.
                 self._retired.append(self._pool)
                 self._pool.shutdown(wait=False)
                 self._pool = self._new_pool()
-                return self._pool.submit(runner, *runner_args)
+                inner = self._pool.submit(runner, *runner_args)
+        return bridge(inner)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work and release the worker processes.
@@ -125,13 +137,32 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel pending work and terminate the worker processes.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
+        futures not yet running are cancelled, running ones fail with
+        ``BrokenProcessPool`` (a :class:`concurrent.futures.BrokenExecutor`),
+        and the workers are sent ``SIGTERM``.  It returns once every future
+        is done and every worker process has exited.  Safe to call several
+        times, and after :meth:`shutdown`.
+        """
+        with self._lock:
+            self._shutdown = True
+            pools = [*self._retired, self._pool]
+        for pool in pools:
+            _terminate_pool(pool)
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(
             workers=self._max_workers,
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(
+                {"separate-processes", "survives-worker-death", "cancel-running"}
+            ),
             name="processes",
         )
 
@@ -139,3 +170,24 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         state = "shut down" if self._shutdown else "running"
         method = self._context.get_start_method()
         return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
+
+
+def _terminate_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """``pool.terminate_workers()`` (Python 3.14), then wait for its manager thread.
+
+    Compat: before 3.14, the worker processes are read from the pool's
+    private ``_processes`` (a dict of pid to ``Process``, ``None`` once shut
+    down), as 3.14's own implementation does.  Once they are gone, the pool's
+    manager thread fails the running futures as broken, joins the processes
+    and exits; ``shutdown(wait=True)`` waits for that.
+    """
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+    else:
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):  # already gone, or closed
+                process.terminate()
+    pool.shutdown(wait=True)
