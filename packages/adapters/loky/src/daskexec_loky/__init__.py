@@ -39,8 +39,10 @@ futures, and kills the remaining workers.  The next ``submit`` here finds the
 executor broken and asks loky for a new one, so a retry succeeds.
 
 :meth:`LokyExecutor.terminate_workers` shuts down the loky executors this
-one used with ``kill_workers=True``: loky kills their workers (and the
-workers' children) at once.  Work of other users of the same reusable
+one used and kills their workers (and the workers' children) with loky's
+own ``kill_process_tree``; loky's manager thread then fails the running
+futures as broken.  loky offers no public list of an executor's workers:
+:func:`_workers` reads the private ``_processes``.  Work of other users of the same reusable
 executor fails too; that is the price of stopping ours now.
 """
 
@@ -53,6 +55,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import loky
+from loky.backend.utils import kill_process_tree
 from loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
 from daskexec._kit import bridge, outcome_of
@@ -171,7 +174,8 @@ class LokyExecutor(concurrent.futures.Executor):
         futures submitted here and not yet running are cancelled, running
         ones fail with ``BrokenProcessPool`` (a
         :class:`concurrent.futures.BrokenExecutor`), and the workers of the
-        loky executors this one used are killed (see the module docstring).
+        loky executors this one used are killed (see the module docstring),
+        also after ``shutdown(wait=False)``.
         It returns once every future is done and every worker process has
         exited.  Safe to call several times, and after :meth:`shutdown`.
         """
@@ -181,9 +185,16 @@ class LokyExecutor(concurrent.futures.Executor):
             used = list(self._used)
             self._current = None
         for future in pending:
-            future.cancel()
+            future.cancel()  # those still queued
         for ex in used:
-            ex.shutdown(wait=True, kill_workers=True)
+            # Not shutdown(kill_workers=True): after an earlier shutdown(wait=False)
+            # loky's manager thread no longer hears it, and (loky 3.7) it crashes
+            # on a cancelled future.  Its manager sees the workers die instead,
+            # fails the running futures as broken and cleans up.
+            ex.shutdown(wait=False)
+            for process in _workers(ex):
+                kill_process_tree(process)  # SIGKILL to it and its children; joins it
+        concurrent.futures.wait(pending)
 
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this executor to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
@@ -202,13 +213,30 @@ class LokyExecutor(concurrent.futures.Executor):
         return f"<{type(self).__name__} {state}, {self._max_workers} workers>"
 
 
+def _workers(ex: loky.ProcessPoolExecutor) -> list[Any]:
+    """The worker processes of ``ex``.
+
+    Compat: loky offers no public list; its executors keep a dict of pid to
+    ``Process`` in the private ``_processes`` (loky 3.x), also after
+    ``shutdown``.  Fails loudly if that changes.
+    """
+    workers = getattr(ex, "_processes", None)
+    if not isinstance(workers, dict):
+        raise RuntimeError(
+            "daskexec_loky: loky's executor no longer keeps its worker processes in a "
+            f"dict _processes (found {type(workers).__name__}); terminate_workers() "
+            "needs updating for this loky version"
+        )
+    return list(workers.copy().values())
+
+
 def _engine_error(error: BaseException) -> BaseException:
     """loky's error for work killed by a shutdown is a lost worker to the caller."""
     if isinstance(error, ShutdownExecutorError):
         lost: BaseException = BrokenProcessPool(
             "the loky executor running this work item was shut down with its workers "
-            "killed (terminate_workers(), or shutdown(kill_workers=True) by another user "
-            "of the shared reusable executor)"
+            "killed (shutdown(kill_workers=True), by another user of the shared reusable "
+            "executor or by get_reusable_executor(kill_workers=True))"
         )
         lost.__cause__ = error
         return lost

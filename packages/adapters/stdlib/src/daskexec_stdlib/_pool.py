@@ -104,9 +104,13 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
 
     Notes
     -----
-    Functions travel with cloudpickle, so lambdas and closures work.  A
-    worker that dies fails the work items handed to the pool at that moment
-    with :class:`~daskexec_stdlib.WorkerLostError` (a
+    Functions, results and exceptions travel with cloudpickle, so lambdas
+    and closures work both ways.  A task's exception, a ``BaseException``
+    included, is raised by ``result()`` with the worker's traceback as its
+    ``__cause__``; a result that cannot be pickled fails its future with
+    :class:`daskexec.errors.SerializationError`.  A worker that dies fails
+    the work items handed to the pool at that moment with
+    :class:`~daskexec_stdlib.WorkerLostError` (a
     :class:`concurrent.futures.BrokenExecutor`) instead of hanging them, and
     the executor keeps accepting work on a fresh pool.  ``shutdown`` follows
     the stdlib contract; with ``wait=True`` no worker process is left.

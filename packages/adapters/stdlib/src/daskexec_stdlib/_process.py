@@ -16,17 +16,24 @@ Work items submitted in the short window between a worker's death and the
 pool noticing it land in the doomed pool and fail with the same error;
 that is an engine failure like any other, and retried the same way.
 
-:meth:`ProcessPoolExecutor.terminate_workers` is Python 3.14's method of
-the same name: the stdlib pool before 3.14 keeps its worker ``Process``
-objects only in the private ``_processes``, read in :func:`_terminate_pool`.
+:meth:`ProcessPoolExecutor.terminate_workers` has the meaning of Python
+3.14's method of the same name, and also works after ``shutdown(wait=False)``
+(the daskexec scheduler calls it then), where the stdlib's, which reads the
+pool's worker list that ``shutdown`` drops, finds nothing to terminate.  The
+stdlib pool offers no public list of its worker processes: :func:`_workers`
+reads the private ``_processes`` once, when the pool is created.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import multiprocessing.connection
+import os
+import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -34,11 +41,20 @@ from typing import Any, TypeVar
 from daskexec._kit import bridge
 from daskexec.engine import EngineInfo
 
-from ._common import PROCESS_CALL_OVERHEAD, Context, default_workers, pack_call, resolve_context
+from ._common import (
+    PROCESS_CALL_OVERHEAD,
+    Context,
+    default_workers,
+    pack_call,
+    resolve_context,
+)
 
 __all__ = ["ProcessPoolExecutor"]
 
 T = TypeVar("T")
+
+#: Seconds a worker may take to exit on SIGTERM before it is killed.
+TERMINATE_GRACE = 1.0
 
 
 class ProcessPoolExecutor(concurrent.futures.Executor):
@@ -60,7 +76,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     Notes
     -----
     ``submit`` serializes the function with cloudpickle, so lambdas,
-    closures and functions defined in ``__main__`` work.  When a worker
+    closures and functions defined in ``__main__`` work; results and
+    exceptions come back with cloudpickle too.  A task's exception, a
+    ``BaseException`` included, is raised by ``result()`` with the worker's
+    traceback as its ``__cause__``; a result that cannot be pickled fails its
+    future with :class:`daskexec.errors.SerializationError`.  When a worker
     process dies (a crash, ``os._exit``, the OOM killer), the futures that
     were pending in the pool fail with ``BrokenProcessPool``, a subclass of
     :class:`concurrent.futures.BrokenExecutor`; the next ``submit`` starts a
@@ -80,13 +100,18 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
+        # each pool's live map of pid to worker Process, kept past its shutdown
+        self._workers: dict[concurrent.futures.ProcessPoolExecutor, dict[int, Any]] = {}
+        self._pending: set[Future[Any]] = set()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # Creating the stdlib pool starts no process: workers spawn on demand.
-        return concurrent.futures.ProcessPoolExecutor(
+        pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self._max_workers, mp_context=self._context, **self._kwargs
         )
+        self._workers[pool] = _workers(pool)
+        return pool
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a worker process and return its future.
@@ -120,7 +145,14 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 self._pool.shutdown(wait=False)
                 self._pool = self._new_pool()
                 inner = self._pool.submit(runner, *runner_args)
-        return bridge(inner)
+            future: Future[T] = bridge(inner)
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work and release the worker processes.
@@ -144,15 +176,25 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
         futures not yet running are cancelled, running ones fail with
         ``BrokenProcessPool`` (a :class:`concurrent.futures.BrokenExecutor`),
-        and the workers are sent ``SIGTERM``.  It returns once every future
-        is done and every worker process has exited.  Safe to call several
+        and the workers are sent ``SIGTERM`` (``SIGKILL`` if one is still
+        running a second later).  It returns once every future is done and
+        every worker process has exited.  Safe to call several
         times, and after :meth:`shutdown`.
         """
         with self._lock:
             self._shutdown = True
             pools = [*self._retired, self._pool]
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()  # those still queued
+        processes: list[Any] = []
         for pool in pools:
-            _terminate_pool(pool)
+            processes.extend(self._workers[pool].copy().values())
+            pool.shutdown(wait=False, cancel_futures=True)
+        _end_processes(processes, TERMINATE_GRACE)
+        # Each pool's manager thread sees its workers gone and fails the
+        # running futures as broken.
+        concurrent.futures.wait(pending)
 
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
@@ -172,22 +214,51 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
 
 
-def _terminate_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """``pool.terminate_workers()`` (Python 3.14), then wait for its manager thread.
+def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> dict[int, Any]:
+    """The dict of pid to worker ``Process`` that ``pool`` fills as it starts workers.
 
-    Compat: before 3.14, the worker processes are read from the pool's
-    private ``_processes`` (a dict of pid to ``Process``, ``None`` once shut
-    down), as 3.14's own implementation does.  Once they are gone, the pool's
-    manager thread fails the running futures as broken, joins the processes
-    and exits; ``shutdown(wait=True)`` waits for that.
+    Compat: private to ``concurrent.futures.ProcessPoolExecutor`` (3.10 to
+    3.14 create it in ``__init__`` and only set the attribute to ``None`` on
+    shutdown; the dict itself stays the manager thread's).  Fails loudly if
+    that changes.
     """
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-    else:
-        processes = list((pool._processes or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            with contextlib.suppress(OSError, ValueError):  # already gone, or closed
-                process.terminate()
-    pool.shutdown(wait=True)
+    workers = pool._processes
+    if not isinstance(workers, dict):
+        raise RuntimeError(
+            "daskexec_stdlib: concurrent.futures.ProcessPoolExecutor no longer keeps its "
+            f"worker processes in a dict _processes (found {type(workers).__name__}); "
+            "terminate_workers() needs updating for this Python"
+        )
+    return workers
+
+
+def _end_processes(processes: Iterable[Any], grace: float) -> None:
+    """Stop ``processes`` (``multiprocessing`` processes) now; return once all have exited.
+
+    They get ``SIGTERM`` (Python's default handler exits at once), and
+    ``SIGKILL`` if still running ``grace`` seconds later; ``grace=0`` kills
+    at once.  Only their sentinels are waited on: whoever started them
+    still joins them.
+    """
+    running: dict[Any, int] = {}  # sentinel -> pid
+    for process in processes:
+        with contextlib.suppress(ValueError):  # closed: long gone
+            running[process.sentinel] = process.pid
+    deadline = time.monotonic() + grace
+    for signum in (signal.SIGTERM, _SIGKILL) if grace > 0 else (_SIGKILL,):
+        # A process whose sentinel is ready has exited, and its pid may be
+        # reaped and reused: signal only the others.
+        for sentinel in multiprocessing.connection.wait(list(running), 0):
+            del running[sentinel]
+        for pid in running.values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        while running:
+            timeout = None if signum == _SIGKILL else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                break
+            for sentinel in multiprocessing.connection.wait(list(running), timeout):
+                del running[sentinel]
+
+
+_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
