@@ -34,7 +34,8 @@ started on demand.  Reading the worker list uses the pool's private
 
 :meth:`MultiprocessingPoolExecutor.terminate_workers` cancels the queued
 items, fails the dispatched ones with ``WorkerLostError`` and calls
-``Pool.terminate()`` (``SIGTERM`` to the workers, then joins them).
+``Pool.terminate()`` (``SIGTERM`` to the workers, then joins them), killing
+a worker that has not exited a second later.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ from daskexec.engine import EngineInfo
 
 from ._common import (
     PROCESS_CALL_OVERHEAD,
+    TERMINATE_GRACE,
     Context,
     WorkerLostError,
     default_workers,
+    end_processes,
     pack_call,
     resolve_context,
 )
@@ -288,7 +291,8 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         futures not yet handed to the pool are cancelled, the ones handed to
         it fail with :class:`~daskexec_stdlib.WorkerLostError` (a
         :class:`concurrent.futures.BrokenExecutor`), and the workers are sent
-        ``SIGTERM`` by ``multiprocessing.Pool.terminate()``.  It returns once
+        ``SIGTERM`` by ``multiprocessing.Pool.terminate()`` (``SIGKILL`` if
+        one is still running a second later).  It returns once
         every future is done and every worker process has exited.  Safe to
         call several times, and after :meth:`shutdown`.
         """
@@ -307,7 +311,18 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         for future in queued:
             future.cancel()
         for g in gens:
-            g.pool.terminate()
+            # Pool.terminate() sends SIGTERM, then joins the workers: one whose
+            # task ignores SIGTERM is killed after a grace period.  (Not before
+            # terminate(): killing an idle worker that holds the task queue's
+            # read lock would hang terminate() for good.)
+            watchdog = threading.Timer(TERMINATE_GRACE, end_processes, (g.workers, 0))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                g.pool.terminate()
+            finally:
+                watchdog.cancel()
+                watchdog.join()
             if g.watcher is not None and g.watcher is not threading.current_thread():
                 g.watcher.join()
         error = WorkerLostError(

@@ -27,13 +27,8 @@ reads the private ``_processes`` once, when the pool is created.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import multiprocessing.connection
-import os
-import signal
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -43,8 +38,10 @@ from daskexec.engine import EngineInfo
 
 from ._common import (
     PROCESS_CALL_OVERHEAD,
+    TERMINATE_GRACE,
     Context,
     default_workers,
+    end_processes,
     pack_call,
     resolve_context,
 )
@@ -52,9 +49,6 @@ from ._common import (
 __all__ = ["ProcessPoolExecutor"]
 
 T = TypeVar("T")
-
-#: Seconds a worker may take to exit on SIGTERM before it is killed.
-TERMINATE_GRACE = 1.0
 
 
 class ProcessPoolExecutor(concurrent.futures.Executor):
@@ -191,7 +185,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         for pool in pools:
             processes.extend(self._workers[pool].copy().values())
             pool.shutdown(wait=False, cancel_futures=True)
-        _end_processes(processes, TERMINATE_GRACE)
+        end_processes(processes, TERMINATE_GRACE)
         # Each pool's manager thread sees its workers gone and fails the
         # running futures as broken.
         concurrent.futures.wait(pending)
@@ -230,35 +224,3 @@ def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> dict[int, Any]:
             "terminate_workers() needs updating for this Python"
         )
     return workers
-
-
-def _end_processes(processes: Iterable[Any], grace: float) -> None:
-    """Stop ``processes`` (``multiprocessing`` processes) now; return once all have exited.
-
-    They get ``SIGTERM`` (Python's default handler exits at once), and
-    ``SIGKILL`` if still running ``grace`` seconds later; ``grace=0`` kills
-    at once.  Only their sentinels are waited on: whoever started them
-    still joins them.
-    """
-    running: dict[Any, int] = {}  # sentinel -> pid
-    for process in processes:
-        with contextlib.suppress(ValueError):  # closed: long gone
-            running[process.sentinel] = process.pid
-    deadline = time.monotonic() + grace
-    for signum in (signal.SIGTERM, _SIGKILL) if grace > 0 else (_SIGKILL,):
-        # A process whose sentinel is ready has exited, and its pid may be
-        # reaped and reused: signal only the others.
-        for sentinel in multiprocessing.connection.wait(list(running), 0):
-            del running[sentinel]
-        for pid in running.values():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signum)
-        while running:
-            timeout = None if signum == _SIGKILL else deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                break
-            for sentinel in multiprocessing.connection.wait(list(running), timeout):
-                del running[sentinel]
-
-
-_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
