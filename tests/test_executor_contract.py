@@ -342,3 +342,68 @@ def test_results_travel_with_cloudpickle(ex: concurrent.futures.Executor) -> Non
     assert fn(1) == 6
     point = ex.submit(make_point, 3).result(timeout=TIMEOUT)
     assert type(point).__name__ == "Point" and point.x == 3, point
+
+
+# -- terminate_workers ----------------------------------------------------------------
+
+
+@pytest.mark.requires("cancel-running")
+def test_terminate_workers_stops_running_work_at_once(backend: str) -> None:
+    before = leaks.snapshot()
+    executor = daskexec.create_executor(backend)
+    try:
+        terminate = getattr(executor, "terminate_workers", None)
+        assert callable(terminate), f"{executor!r} declares cancel-running: terminate_workers()"
+        assert executor.submit(abs, -1).result(timeout=TIMEOUT) == 1  # workers started
+        # as many running as the engine runs at once, and more waiting behind them
+        futures = [executor.submit(time.sleep, 120) for _ in range(3 * _workers(executor))]
+        time.sleep(0.5)  # let the first ones start
+        start = time.monotonic()
+        terminate()
+        elapsed = time.monotonic() - start
+        assert elapsed < 30, f"terminate_workers() took {elapsed:.1f}s with 120s sleeps running"
+        not_done = [f for f in futures if not f.done()]
+        assert not not_done, f"{len(not_done)} of {len(futures)} futures not done"
+        for f in futures:
+            if not f.cancelled():
+                error = f.exception()
+                assert isinstance(error, concurrent.futures.BrokenExecutor), repr(error)
+        with pytest.raises(RuntimeError):
+            executor.submit(abs, -1)
+        terminate()  # safe to call again, and after shutdown
+        executor.shutdown(wait=True)
+        terminate()
+    finally:
+        executor.shutdown(wait=True)
+    left = leaks.leftovers(before)
+    assert not left, f"child processes left after terminate_workers(): {left}"
+
+
+@pytest.mark.requires("cancel-running")
+def test_terminate_workers_after_shutdown_no_wait(backend: str) -> None:
+    # What the scheduler does with an executor it created when a compute fails.
+    before = leaks.snapshot()
+    executor = daskexec.create_executor(backend)
+    try:
+        assert executor.submit(abs, -1).result(timeout=TIMEOUT) == 1
+        futures = [executor.submit(time.sleep, 120) for _ in range(2 * _workers(executor))]
+        time.sleep(0.5)
+        start = time.monotonic()
+        executor.shutdown(wait=False, cancel_futures=True)
+        executor.terminate_workers()  # type: ignore[attr-defined]
+        elapsed = time.monotonic() - start
+        assert elapsed < 30, f"terminate_workers() took {elapsed:.1f}s with 120s sleeps running"
+        assert all(f.done() for f in futures), [f for f in futures if not f.done()]
+    finally:
+        executor.shutdown(wait=True)
+    left = leaks.leftovers(before)
+    assert not left, f"child processes left after terminate_workers(): {left}"
+
+
+@pytest.mark.requires("cancel-running")
+def test_terminate_workers_on_an_unused_executor(backend: str) -> None:
+    executor = daskexec.create_executor(backend)
+    executor.terminate_workers()  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        executor.submit(abs, -1)
+    executor.shutdown(wait=True)

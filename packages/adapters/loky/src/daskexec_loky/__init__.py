@@ -22,11 +22,28 @@ compute) at the price of a worker start-up on the next use; to keep workers
 warm across computes, keep one :class:`LokyExecutor` open and pass it to
 each compute (the scheduler never shuts down an executor it was given).
 
+Results and exceptions
+----------------------
+Work runs as a call of ``daskexec._kit.outcome_of``, which returns the
+call's outcome as bytes pickled with cloudpickle in the worker, and the
+caller's future decodes it (``daskexec._kit.bridge``).  loky never pickles
+a task's result or exception itself: a lambda result works, and an exception
+whose pickle does not load back comes back (rebuilt, or as a stand-in)
+instead of marking the shared executor broken for every user.  loky's
+``result_reducers`` therefore see only those bytes.
+
 Crashes
 -------
 When a worker dies, loky marks its executor broken, fails the pending
 futures, and kills the remaining workers.  The next ``submit`` here finds the
 executor broken and asks loky for a new one, so a retry succeeds.
+
+:meth:`LokyExecutor.terminate_workers` shuts down the loky executors this
+one used and kills their workers (and the workers' children) with loky's
+own ``kill_process_tree``; loky's manager thread then fails the running
+futures as broken.  loky offers no public list of an executor's workers:
+:func:`_workers` reads the private ``_processes``.  Work of other users of the same reusable
+executor fails too; that is the price of stopping ours now.
 """
 
 from __future__ import annotations
@@ -38,9 +55,11 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import loky
-from loky.process_executor import BrokenProcessPool, TerminatedWorkerError
+from loky.backend.utils import kill_process_tree
+from loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
 from daskexec import SharedMemoryStore
+from daskexec._kit import bridge, outcome_of
 from daskexec.engine import EngineInfo
 
 __all__ = ["LokyExecutor", "TerminatedWorkerError"]
@@ -115,11 +134,12 @@ class LokyExecutor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             ex = self._executor(None)
             try:
-                future: Future[T] = ex.submit(fn, *args, **kwargs)
+                inner = ex.submit(outcome_of, fn, *args, **kwargs)
             except (BrokenProcessPool, RuntimeError):
                 # Broken by a dead worker, or shut down by another user of the
                 # shared executor: carry on with a fresh one.
-                future = self._executor(ex).submit(fn, *args, **kwargs)
+                inner = self._executor(ex).submit(outcome_of, fn, *args, **kwargs)
+            future: Future[T] = bridge(inner, _engine_error)
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future
@@ -147,13 +167,45 @@ class LokyExecutor(concurrent.futures.Executor):
         for ex in used:
             ex.shutdown(wait=wait)
 
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel pending work and kill the worker processes.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
+        futures submitted here and not yet running are cancelled, running
+        ones fail with ``BrokenProcessPool`` (a
+        :class:`concurrent.futures.BrokenExecutor`), and the workers of the
+        loky executors this one used are killed (see the module docstring),
+        also after ``shutdown(wait=False)``.
+        It returns once every future is done and every worker process has
+        exited.  Safe to call several times, and after :meth:`shutdown`.
+        """
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._pending)
+            used = list(self._used)
+            self._current = None
+        for future in pending:
+            future.cancel()  # those still queued
+        for ex in used:
+            # Not shutdown(kill_workers=True): after an earlier shutdown(wait=False)
+            # loky's manager thread no longer hears it, and (loky 3.7) it crashes
+            # on a cancelled future.  Its manager sees the workers die instead,
+            # fails the running futures as broken and cleans up.
+            ex.shutdown(wait=False)
+            for process in _workers(ex):
+                kill_process_tree(process)  # SIGKILL to it and its children; joins it
+        concurrent.futures.wait(pending)
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this executor to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(
             workers=self._max_workers,
             out_of_process=True,
             call_overhead=_CALL_OVERHEAD,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(
+                {"separate-processes", "survives-worker-death", "cancel-running"}
+            ),
             store=SharedMemoryStore,
             name="loky",
         )
@@ -161,3 +213,33 @@ class LokyExecutor(concurrent.futures.Executor):
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "running"
         return f"<{type(self).__name__} {state}, {self._max_workers} workers>"
+
+
+def _workers(ex: loky.ProcessPoolExecutor) -> list[Any]:
+    """The worker processes of ``ex``.
+
+    Compat: loky offers no public list; its executors keep a dict of pid to
+    ``Process`` in the private ``_processes`` (loky 3.x), also after
+    ``shutdown``.  Fails loudly if that changes.
+    """
+    workers = getattr(ex, "_processes", None)
+    if not isinstance(workers, dict):
+        raise RuntimeError(
+            "daskexec_loky: loky's executor no longer keeps its worker processes in a "
+            f"dict _processes (found {type(workers).__name__}); terminate_workers() "
+            "needs updating for this loky version"
+        )
+    return list(workers.copy().values())
+
+
+def _engine_error(error: BaseException) -> BaseException:
+    """loky's error for work killed by a shutdown is a lost worker to the caller."""
+    if isinstance(error, ShutdownExecutorError):
+        lost: BaseException = BrokenProcessPool(
+            "the loky executor running this work item was shut down with its workers "
+            "killed (shutdown(kill_workers=True), by another user of the shared reusable "
+            "executor or by get_reusable_executor(kill_workers=True))"
+        )
+        lost.__cause__ = error
+        return lost
+    return error

@@ -7,10 +7,13 @@ anyone else) can run work on, registered as the ``processes`` and
 - :class:`ProcessPoolExecutor` wraps ``concurrent.futures.ProcessPoolExecutor``;
 - :class:`MultiprocessingPoolExecutor` wraps ``multiprocessing.Pool``.
 
-Both send functions with cloudpickle (lambdas and closures work), start
+Both send functions, results and exceptions with cloudpickle (lambdas and
+closures work both ways; an exception whose pickle does not load, or a
+task's ``BaseException``, comes back on its future), start
 workers with a safe start method (``forkserver`` on Linux, ``spawn``
 elsewhere), report a dead worker as a :class:`concurrent.futures.BrokenExecutor`
 on the affected futures instead of hanging, keep accepting work afterwards,
+stop at once with ``terminate_workers()`` (as Python 3.14's process pool),
 and describe themselves to the scheduler through ``__daskexec_engine__``.
 """
 

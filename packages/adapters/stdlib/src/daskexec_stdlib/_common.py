@@ -13,21 +13,40 @@ call of a module-level runner that any pickler handles:
   travel as they are: the scheduler's payload, a ``(bytes, bytes)`` pair, is
   never copied into a second pickle;
 - otherwise the whole call is one cloudpickle blob.
+
+The runner returns the call's *outcome* (see ``daskexec._kit``): bytes
+holding the result or the exception, pickled in the worker with cloudpickle.
+The pool itself never pickles a task's result or exception, so a lambda
+result, an exception whose pickle does not load, or a ``KeyboardInterrupt``
+raised by a task cannot break it; the adapter decodes the outcome in the
+driver with ``daskexec._kit.settle`` or ``bridge``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
+import signal
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import cloudpickle
 
-__all__ = ["WorkerLostError", "default_workers", "pack_call", "resolve_context"]
+from daskexec._kit import outcome_of
+
+__all__ = [
+    "WorkerLostError",
+    "default_workers",
+    "end_processes",
+    "pack_call",
+    "resolve_context",
+]
 
 Context = multiprocessing.context.BaseContext
 
@@ -36,6 +55,10 @@ _PLAIN = frozenset({bytes, bytearray, str, int, float, bool, complex, type(None)
 #: What one invocation costs beyond its work, for ``EngineInfo.call_overhead``:
 #: a round trip through a pipe and two (un)pickles, about a millisecond.
 PROCESS_CALL_OVERHEAD = 1e-3
+
+#: Seconds a worker may take to exit on SIGTERM from ``terminate_workers()``
+#: before it is killed.
+TERMINATE_GRACE = 1.0
 
 
 class WorkerLostError(BrokenProcessPool):
@@ -87,8 +110,8 @@ def pack_call(
 ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     """Return ``(runner, runner_args)``: ``runner(*runner_args)`` calls ``fn(*args, **kwargs)``.
 
-    The runner is importable and its arguments pickle with the standard
-    pickler (see the module docstring).
+    The runner is importable, its arguments pickle with the standard pickler,
+    and it returns the call's outcome (see the module docstring).
     """
     if not kwargs and all(_is_plain(a) for a in args):
         return _run_plain, (cloudpickle.dumps(fn), *args)
@@ -100,11 +123,51 @@ def _is_plain(value: Any) -> bool:
     return kind in _PLAIN or (kind is tuple and all(type(v) in _PLAIN for v in value))
 
 
-def _run_plain(fn_blob: bytes, *args: Any) -> Any:
-    fn = cloudpickle.loads(fn_blob)
-    return fn(*args)
+def _run_plain(fn_blob: bytes, *args: Any) -> bytes:
+    return outcome_of(_call_plain, fn_blob, args)
 
 
-def _run_packed(blob: bytes) -> Any:
+def _run_packed(blob: bytes) -> bytes:
+    return outcome_of(_call_packed, blob)
+
+
+def _call_plain(fn_blob: bytes, args: tuple[Any, ...]) -> Any:
+    return cloudpickle.loads(fn_blob)(*args)
+
+
+def _call_packed(blob: bytes) -> Any:
     fn, args, kwargs = cloudpickle.loads(blob)
     return fn(*args, **kwargs)
+
+
+def end_processes(processes: Iterable[Any], grace: float) -> None:
+    """Stop ``processes`` (``multiprocessing`` processes) now; return once all have exited.
+
+    The common part of both adapters' ``terminate_workers()``: they get
+    ``SIGTERM`` (Python's default handler exits at once), and
+    ``SIGKILL`` if still running ``grace`` seconds later; ``grace=0`` kills
+    at once.  Only their sentinels are waited on: whoever started them
+    still joins them.
+    """
+    running: dict[Any, int] = {}  # sentinel -> pid
+    for process in processes:
+        with contextlib.suppress(ValueError):  # closed: long gone
+            running[process.sentinel] = process.pid
+    deadline = time.monotonic() + grace
+    for signum in (signal.SIGTERM, _SIGKILL) if grace > 0 else (_SIGKILL,):
+        # A process whose sentinel is ready has exited, and its pid may be
+        # reaped and reused: signal only the others.
+        for sentinel in multiprocessing.connection.wait(list(running), 0):
+            del running[sentinel]
+        for pid in running.values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        while running:
+            timeout = None if signum == _SIGKILL else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                break
+            for sentinel in multiprocessing.connection.wait(list(running), timeout):
+                del running[sentinel]
+
+
+_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL

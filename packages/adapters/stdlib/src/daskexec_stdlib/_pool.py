@@ -13,7 +13,11 @@ Data flow
 the pool at a time (marked RUNNING then, as the stdlib pool does with its
 call queue); the others stay PENDING and can be cancelled.  The pool's
 result-handler thread completes a future through ``apply_async``'s
-callbacks and dispatches the next item.
+callbacks and dispatches the next item.  What comes back is the call's
+outcome, bytes (see ``daskexec._kit``): the pool never pickles a task's
+result or exception itself, so neither a lambda result nor an exception
+whose pickle does not load can kill that thread, and a task's
+``BaseException`` cannot kill its worker.
 
 Worker death
 ------------
@@ -27,6 +31,11 @@ fires, the watcher fails every dispatched future with
 knowable), terminates that pool, and the queued items go to a fresh pool
 started on demand.  Reading the worker list uses the pool's private
 ``_pool`` attribute, once, right after the pool starts.
+
+:meth:`MultiprocessingPoolExecutor.terminate_workers` cancels the queued
+items, fails the dispatched ones with ``WorkerLostError`` and calls
+``Pool.terminate()`` (``SIGTERM`` to the workers, then joins them), killing
+a worker that has not exited a second later.
 """
 
 from __future__ import annotations
@@ -44,13 +53,16 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from daskexec import SharedMemoryStore
+from daskexec._kit import settle
 from daskexec.engine import EngineInfo
 
 from ._common import (
     PROCESS_CALL_OVERHEAD,
+    TERMINATE_GRACE,
     Context,
     WorkerLostError,
     default_workers,
+    end_processes,
     pack_call,
     resolve_context,
 )
@@ -96,9 +108,13 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
 
     Notes
     -----
-    Functions travel with cloudpickle, so lambdas and closures work.  A
-    worker that dies fails the work items handed to the pool at that moment
-    with :class:`~daskexec_stdlib.WorkerLostError` (a
+    Functions, results and exceptions travel with cloudpickle, so lambdas
+    and closures work both ways.  A task's exception, a ``BaseException``
+    included, is raised by ``result()`` with the worker's traceback as its
+    ``__cause__``; a result that cannot be pickled fails its future with
+    :class:`daskexec.errors.SerializationError`.  A worker that dies fails
+    the work items handed to the pool at that moment with
+    :class:`~daskexec_stdlib.WorkerLostError` (a
     :class:`concurrent.futures.BrokenExecutor`) instead of hanging them, and
     the executor keeps accepting work on a fresh pool.  ``shutdown`` follows
     the stdlib contract; with ``wait=True`` no worker process is left.
@@ -189,8 +205,8 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
             idle = self._shutdown and not self._inflight and not self._queue
             gen = self._gen
         if ok:
-            future.set_result(value)
-        else:
+            settle(future, value)
+        else:  # the runner itself failed: not a task's error
             future.set_exception(value)
         if idle and gen is not None:
             # shutdown(wait=False) left work running: let the workers go now.
@@ -268,13 +284,64 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
                 g.watcher.join()
             g.pool.join()
 
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel queued work and terminate the worker processes.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
+        futures not yet handed to the pool are cancelled, the ones handed to
+        it fail with :class:`~daskexec_stdlib.WorkerLostError` (a
+        :class:`concurrent.futures.BrokenExecutor`), and the workers are sent
+        ``SIGTERM`` by ``multiprocessing.Pool.terminate()`` (``SIGKILL`` if
+        one is still running a second later).  It returns once
+        every future is done and every worker process has exited.  Safe to
+        call several times, and after :meth:`shutdown`.
+        """
+        with self._lock:
+            self._shutdown = True
+            queued = [item[0] for item in self._queue]
+            self._queue.clear()
+            lost = list(self._inflight.values())
+            self._inflight.clear()  # a late result finds nothing to complete
+            if self._gen is not None:
+                self._retired.append(self._gen)
+                self._gen = None
+            gens = list(self._retired)
+            for g in gens:
+                g.closing.set()  # the watcher must not report these workers' deaths
+        for future in queued:
+            future.cancel()
+        for g in gens:
+            # Pool.terminate() sends SIGTERM, then joins the workers: one whose
+            # task ignores SIGTERM is killed after a grace period.  (Not before
+            # terminate(): killing an idle worker that holds the task queue's
+            # read lock would hang terminate() for good.)
+            watchdog = threading.Timer(TERMINATE_GRACE, end_processes, (g.workers, 0))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                g.pool.terminate()
+            finally:
+                watchdog.cancel()
+                watchdog.join()
+            if g.watcher is not None and g.watcher is not threading.current_thread():
+                g.watcher.join()
+        error = WorkerLostError(
+            "terminate_workers() stopped the worker processes of the multiprocessing pool "
+            "while this work item was handed to them"
+        )
+        for future in lost:
+            future.set_exception(error)
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(
             workers=self._processes,
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(
+                {"separate-processes", "survives-worker-death", "cancel-running"}
+            ),
             store=SharedMemoryStore,
             name="multiprocessing-pool",
         )

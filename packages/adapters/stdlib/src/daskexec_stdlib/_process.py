@@ -4,12 +4,24 @@ The stdlib ``concurrent.futures.ProcessPoolExecutor`` already detects a dead
 worker: it fails every pending future with ``BrokenProcessPool`` (a
 ``BrokenExecutor``) and from then on refuses work.  This adapter wraps one
 such pool and, when a ``submit`` finds it broken, retires it and starts a
-fresh one, so that the scheduler's retry of the failed work succeeds.  The
-futures it returns are the inner pool's own: nothing is copied or relayed.
+fresh one, so that the scheduler's retry of the failed work succeeds.
+
+Work goes to the pool as a call of an importable runner that returns the
+call's outcome as bytes (see ``daskexec._kit``); the caller's future is a
+bridge that decodes it when the pool's future completes, and cancels the
+pool's future when cancelled.  A result or an exception that the pool's
+pickler could not carry therefore cannot break the pool.
 
 Work items submitted in the short window between a worker's death and the
 pool noticing it land in the doomed pool and fail with the same error;
 that is an engine failure like any other, and retried the same way.
+
+:meth:`ProcessPoolExecutor.terminate_workers` has the meaning of Python
+3.14's method of the same name, and also works after ``shutdown(wait=False)``
+(the daskexec scheduler calls it then), where the stdlib's, which reads the
+pool's worker list that ``shutdown`` drops, finds nothing to terminate.  The
+stdlib pool offers no public list of its worker processes: :func:`_workers`
+reads the private ``_processes`` once, when the pool is created.
 """
 
 from __future__ import annotations
@@ -22,9 +34,18 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from daskexec import SharedMemoryStore
+from daskexec._kit import bridge
 from daskexec.engine import EngineInfo
 
-from ._common import PROCESS_CALL_OVERHEAD, Context, default_workers, pack_call, resolve_context
+from ._common import (
+    PROCESS_CALL_OVERHEAD,
+    TERMINATE_GRACE,
+    Context,
+    default_workers,
+    end_processes,
+    pack_call,
+    resolve_context,
+)
 
 __all__ = ["ProcessPoolExecutor"]
 
@@ -50,7 +71,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     Notes
     -----
     ``submit`` serializes the function with cloudpickle, so lambdas,
-    closures and functions defined in ``__main__`` work.  When a worker
+    closures and functions defined in ``__main__`` work; results and
+    exceptions come back with cloudpickle too.  A task's exception, a
+    ``BaseException`` included, is raised by ``result()`` with the worker's
+    traceback as its ``__cause__``; a result that cannot be pickled fails its
+    future with :class:`daskexec.errors.SerializationError`.  When a worker
     process dies (a crash, ``os._exit``, the OOM killer), the futures that
     were pending in the pool fail with ``BrokenProcessPool``, a subclass of
     :class:`concurrent.futures.BrokenExecutor`; the next ``submit`` starts a
@@ -70,13 +95,18 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
+        # each pool's live map of pid to worker Process, kept past its shutdown
+        self._workers: dict[concurrent.futures.ProcessPoolExecutor, dict[int, Any]] = {}
+        self._pending: set[Future[Any]] = set()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # Creating the stdlib pool starts no process: workers spawn on demand.
-        return concurrent.futures.ProcessPoolExecutor(
+        pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self._max_workers, mp_context=self._context, **self._kwargs
         )
+        self._workers[pool] = _workers(pool)
+        return pool
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a worker process and return its future.
@@ -102,14 +132,22 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             try:
-                return self._pool.submit(runner, *runner_args)
+                inner = self._pool.submit(runner, *runner_args)
             except BrokenProcessPool:
                 # A worker died: the stdlib pool is unusable for good.  Keep it
                 # to join on shutdown and carry on with a fresh one.
                 self._retired.append(self._pool)
                 self._pool.shutdown(wait=False)
                 self._pool = self._new_pool()
-                return self._pool.submit(runner, *runner_args)
+                inner = self._pool.submit(runner, *runner_args)
+            future: Future[T] = bridge(inner)
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work and release the worker processes.
@@ -126,13 +164,42 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel pending work and terminate the worker processes.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``:
+        futures not yet running are cancelled, running ones fail with
+        ``BrokenProcessPool`` (a :class:`concurrent.futures.BrokenExecutor`),
+        and the workers are sent ``SIGTERM`` (``SIGKILL`` if one is still
+        running a second later).  It returns once every future is done and
+        every worker process has exited.  Safe to call several
+        times, and after :meth:`shutdown`.
+        """
+        with self._lock:
+            self._shutdown = True
+            pools = [*self._retired, self._pool]
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()  # those still queued
+        processes: list[Any] = []
+        for pool in pools:
+            processes.extend(self._workers[pool].copy().values())
+            pool.shutdown(wait=False, cancel_futures=True)
+        end_processes(processes, TERMINATE_GRACE)
+        # Each pool's manager thread sees its workers gone and fails the
+        # running futures as broken.
+        concurrent.futures.wait(pending)
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(
             workers=self._max_workers,
             out_of_process=True,
             call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(
+                {"separate-processes", "survives-worker-death", "cancel-running"}
+            ),
             store=SharedMemoryStore,
             name="processes",
         )
@@ -141,3 +208,21 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         state = "shut down" if self._shutdown else "running"
         method = self._context.get_start_method()
         return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
+
+
+def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> dict[int, Any]:
+    """The dict of pid to worker ``Process`` that ``pool`` fills as it starts workers.
+
+    Compat: private to ``concurrent.futures.ProcessPoolExecutor`` (3.10 to
+    3.14 create it in ``__init__`` and only set the attribute to ``None`` on
+    shutdown; the dict itself stays the manager thread's).  Fails loudly if
+    that changes.
+    """
+    workers = pool._processes
+    if not isinstance(workers, dict):
+        raise RuntimeError(
+            "daskexec_stdlib: concurrent.futures.ProcessPoolExecutor no longer keeps its "
+            f"worker processes in a dict _processes (found {type(workers).__name__}); "
+            "terminate_workers() needs updating for this Python"
+        )
+    return workers
