@@ -14,7 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,19 +39,17 @@ FAST_FAILURE = {
 
 
 def _isolated(scenario: Callable[[], None]) -> None:
-    """Run ``scenario`` in a new interpreter; re-raise its failure here."""
+    """Run ``scenario`` in a new interpreter; re-raise its failure here.
+
+    The new interpreter has this one's ``sys.path``.  Where a scenario lets
+    ``RayExecutor`` start or join Ray, the Ray workers import this module's
+    functions from it, as any user's; where the scenario calls ``ray.init``
+    itself, Ray's own rules apply (script and working directory only), so
+    its tasks there call stdlib functions.
+    """
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=ctx, initializer=_ship_this_module_by_value
-    ) as pool:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         pool.submit(scenario).result(timeout=SCENARIO_TIMEOUT)
-
-
-def _ship_this_module_by_value() -> None:
-    """Ray workers cannot import this module: send its functions by value (as conftest does)."""
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _wait_idle(timeout: float = 20.0) -> None:
@@ -69,10 +67,6 @@ def _wait_idle(timeout: float = 20.0) -> None:
 
 def _node_id(x: Any = None) -> str:
     return str(ray.get_runtime_context().get_node_id())
-
-
-def _pow(a: int, b: int) -> int:
-    return int(a**b)
 
 
 def _slow_square(i: int) -> int:
@@ -242,7 +236,7 @@ def _connect_existing() -> None:
             assert ex.submit(pow, 3, 2).result(timeout=60) == 9
         assert not ray.is_initialized()
         ray.init(address=cluster.address)
-        assert RayExecutor().submit(_pow, 2, 5).result(timeout=60) == 32, "cluster is gone"
+        assert RayExecutor().submit(pow, 2, 5).result(timeout=60) == 32, "cluster is gone"
         # a Ray this process initialised: used as is, left initialised
         with pytest.raises(ValueError, match="already initialised"):
             RayExecutor(ray_init_kwargs={"num_cpus": 4})
@@ -250,7 +244,7 @@ def _connect_existing() -> None:
         assert ex.submit(pow, 2, 2).result(timeout=60) == 4
         ex.shutdown()
         assert ray.is_initialized()
-        assert RayExecutor().submit(_pow, 2, 6).result(timeout=60) == 64
+        assert RayExecutor().submit(pow, 2, 6).result(timeout=60) == 64
         _wait_idle()
     finally:
         ray.shutdown()
@@ -270,8 +264,7 @@ def _custom_resource() -> None:
     try:
         special = cluster.add_node(num_cpus=1, resources={"special": 1})
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
-        ex = RayExecutor()
+        ex = RayExecutor(cluster.address)
         refs = daskexec.describe(ex).references
         # per executor
         pinned = RayExecutor(resources={"special": 1})
@@ -315,7 +308,7 @@ def _node_death() -> None:
         first = cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
+        ex = RayExecutor(cluster.address)
 
         def kill_soon(node: Any, after: float) -> threading.Thread:
             t = threading.Thread(target=lambda: (time.sleep(after), cluster.remove_node(node)))
@@ -323,7 +316,6 @@ def _node_death() -> None:
             return t
 
         # 1. the executor alone: Ray re-runs what the dead node was running
-        ex = RayExecutor()
         futures = ex.submit_many(_slow_square, range(12))
         killer = kill_soon(first, 1.0)
         assert [f.result(timeout=120) for f in futures] == [i * i for i in range(12)]
@@ -427,3 +419,135 @@ def test_no_object_stays_pinned_after_a_compute(executor: Any) -> None:
             break
         time.sleep(0.2)
     assert not left, f"Ray objects still referenced by the driver: {left}"
+
+
+# ------------------------------------------- deterministic failures, named once
+
+
+def _count_run(folder: str, name: str) -> None:
+    """Leave one file in ``folder`` per run (runs are counted across processes)."""
+    fd, _ = tempfile.mkstemp(prefix=f"{name}-", dir=folder)
+    os.close(fd)
+
+
+def _runs(folder: Any, name: str) -> int:
+    return sum(1 for p in os.listdir(folder) if p.startswith(f"{name}-"))
+
+
+def _make_lock(folder: str) -> Any:
+    _count_run(folder, "producer")
+    return threading.Lock()
+
+
+def _consume(value: Any, i: int, folder: str) -> int:
+    _count_run(folder, "consumer")
+    return i
+
+
+def _assert_named_once(exc: BaseException, key: str, stats: Any) -> None:
+    assert isinstance(exc, TypeError), repr(exc)
+    assert not isinstance(exc, concurrent.futures.BrokenExecutor), repr(exc)
+    assert "lock" in str(exc).lower(), repr(exc)
+    note = f"daskexec: task {key!r} failed on the ray engine"
+    assert note in getattr(exc, "__notes__", []), (exc, getattr(exc, "__notes__", None))
+    assert getattr(exc, "dask_key", None) == key, getattr(exc, "dask_key", None)
+    assert stats.engine_failures == 0 and stats.retries == 0, stats
+
+
+def test_unpicklable_output_names_its_producer(executor: Any, idle: None, tmp_path: Any) -> None:
+    """A result Ray cannot store fails the compute once, naming the task that made it."""
+    import dask
+
+    from daskexec.errors import SerializationError
+
+    folder = str(tmp_path)
+    # an intermediate that two tasks consume (each in its own work item)
+    lock = dask.delayed(_make_lock, pure=False)(folder, dask_key_name="make-lock")
+    a = dask.delayed(_consume)(lock, 1, folder, dask_key_name="consume-a")
+    b = dask.delayed(_consume)(lock, 2, folder, dask_key_name="consume-b")
+    scheduler = daskexec.ExecutorScheduler(executor)
+    with pytest.raises(TypeError) as info:
+        dask.compute(a, b, scheduler=scheduler)
+    assert isinstance(info.value, SerializationError), repr(info.value)
+    _assert_named_once(info.value, "make-lock", scheduler.last_stats)
+    assert _runs(tmp_path, "producer") == 1, os.listdir(tmp_path)
+    assert _runs(tmp_path, "consumer") == 0, os.listdir(tmp_path)
+
+    # a final output
+    final = dask.delayed(_make_lock, pure=False)(folder, dask_key_name="final-lock")
+    with pytest.raises(TypeError) as info:
+        final.compute(scheduler=scheduler)
+    _assert_named_once(info.value, "final-lock", scheduler.last_stats)
+    assert _runs(tmp_path, "producer") == 2, os.listdir(tmp_path)
+
+    # the executor and the scheduler keep working
+    assert dask.compute(dask.delayed(pow)(2, 3), scheduler=scheduler) == (8,)
+
+
+class TwoArgError(Exception):
+    """The issue's exception: its default pickle does not load (two __init__ arguments)."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a)
+        self.b = b
+
+
+def _raise_two_arg(x: int) -> int:
+    raise TwoArgError(f"bad {x}", "second")
+
+
+def _inc_when_released(x: int, flag: str) -> int:
+    """Hold a worker until ``flag`` exists (at most 60 s), then return ``x + 1``."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return x + 1
+
+
+def test_unpicklable_exception_fails_its_compute_only(
+    executor: Any, idle: None, tmp_path: Any
+) -> None:
+    """A task's exception whose pickle does not load fails its own compute, promptly, as itself.
+
+    A compute running at the same time on the same executor is not affected.
+    """
+    import dask
+
+    from daskexec.errors import RemoteError
+
+    flag = str(tmp_path / "release")
+    innocent_result: list[Any] = []
+
+    def innocent() -> None:
+        first = dask.delayed(_inc_when_released)(1, flag)
+        total = dask.delayed(sum)([first, *(dask.delayed(abs)(-i) for i in range(4))])
+        try:
+            innocent_result.append(total.compute(scheduler=daskexec.ExecutorScheduler(executor)))
+        except BaseException as exc:
+            innocent_result.append(exc)
+
+    thread = threading.Thread(target=innocent)
+    thread.start()
+    try:
+        scheduler = daskexec.ExecutorScheduler(executor)
+        bad = dask.delayed(_raise_two_arg)(7, dask_key_name="raises-two-arg")
+        start = time.monotonic()
+        with pytest.raises(Exception) as info:
+            bad.compute(scheduler=scheduler)
+        elapsed = time.monotonic() - start
+    finally:
+        open(flag, "w").close()
+        thread.join(120)
+    exc = info.value
+    if isinstance(exc, TwoArgError):
+        assert exc.args == ("bad 7",) and exc.b == "second", (exc.args, vars(exc))
+    else:
+        assert isinstance(exc, RemoteError) and "TwoArgError" in str(exc), repr(exc)
+    note = "daskexec: task 'raises-two-arg' failed on the ray engine"
+    assert note in getattr(exc, "__notes__", []), getattr(exc, "__notes__", None)
+    assert isinstance(exc.__cause__, daskexec.RemoteTraceback), repr(exc.__cause__)
+    assert "_raise_two_arg" in str(exc.__cause__)
+    assert scheduler.last_stats is not None and scheduler.last_stats.engine_failures == 0
+    assert elapsed < 30, f"the failing compute took {elapsed:.1f} s"
+    assert not thread.is_alive(), "the concurrent compute did not finish"
+    assert innocent_result == [2 + 0 + 1 + 2 + 3], innocent_result

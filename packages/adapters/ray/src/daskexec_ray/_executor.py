@@ -14,6 +14,20 @@ Connection
     a local instance it started and merely disconnects from a cluster it
     joined, which keeps running.
 
+Importing the user's modules
+    Ray workers import a task's functions and classes by module name.  Ray
+    puts the driver script's directory and the working directory on its
+    workers' ``sys.path`` (assuming, as Ray says, the same directory layout
+    on every node); a module found anywhere else on the driver's path (a
+    directory a program or test runner added to ``sys.path``, an editable
+    install) is not importable there.  When this executor calls ``ray.init``
+    (not through Ray Client, and unless the job's ``runtime_env`` has a
+    ``working_dir``, where Ray adds nothing either), the job's workers get
+    every ``sys.path`` directory of the driver that lies outside the Python
+    installation, in the driver's order, ahead of their own.  A Ray the
+    caller initialised keeps Ray's own rules (``runtime_env`` ``working_dir``
+    or ``py_modules`` ship code to a cluster).
+
 Tasks and futures
     Every call becomes one Ray task of a module-level trampoline
     (``_call(fn, args, kwargs)``); arguments travel as one tuple, so an
@@ -29,10 +43,19 @@ Tasks and futures
 Errors
     A task's exception comes back as its original type and message, with
     the remote traceback as its ``__cause__`` (as ``ProcessPoolExecutor``
-    does).  Failures of the engine (``WorkerCrashedError``,
-    ``NodeDiedError``, ``ObjectLostError``, ...) fail the future with a
-    ``RayEngineError`` (a ``BrokenExecutor``, Ray's error as its cause) as
-    soon as Ray reports them, once Ray's own ``max_retries`` are used up.
+    does).  The trampoline catches it (``BaseException`` included: Ray
+    would read ``KeyboardInterrupt`` as a cancellation and ``SystemExit`` as
+    a dead worker) and returns it, as ``portable_exception`` makes it: the
+    exception itself when its pickle loads back, else rebuilt without its
+    ``__init__``, else a :class:`~daskexec.errors.RemoteError` with its type,
+    text and traceback.  Left to Ray, an exception that does not unpickle
+    (``__init__`` arguments other than ``args``) fails to load in the driver
+    and looks like a lost task.  A result Ray cannot serialize fails its
+    future with the pickler's error.  Failures of the engine
+    (``WorkerCrashedError``, ``NodeDiedError``, ``ObjectLostError``, ...)
+    fail the future with a ``RayEngineError`` (a ``BrokenExecutor``, Ray's
+    error as its cause) as soon as Ray reports them, once Ray's own
+    ``max_retries`` are used up.
     Ray itself re-runs a task lost to a dead worker or node (up to
     ``max_retries``, default 3, as Ray's default) and rebuilds lost outputs
     from their lineage, which only Ray can do; so the scheduler's own
@@ -48,27 +71,45 @@ References
     its outputs stay in the object store on the node that computed them and
     go as task arguments straight to the tasks that consume them.  With
     ``max_retries > 0`` Ray rebuilds a lost output from its lineage.
+
+    Ray serializes the outputs only after the task returned, and stores a
+    value it cannot serialize as an error in that output's place: the item
+    would look done and its consumers (or the final fetch) fail, naming no
+    one.  So the trampoline serializes each output with Ray's serializer
+    first (not the values whose type always serializes) and reports the
+    first failure as the failure of the task that produced it, a
+    :class:`~daskexec.errors.SerializationError`, with no output stored.
+    The status itself goes back with every exception in it made portable,
+    so that a task's exception that does not unpickle fails the compute
+    with its own type, not as a lost task.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
+import io
 import logging
 import os
+import pickle
 import queue
 import re
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import cloudpickle
 import ray
+from ray.job_config import JobConfig
 
+from daskexec._serialize import portable_exception
 from daskexec.engine import EngineInfo
-from daskexec.errors import RemoteTraceback
+from daskexec.errors import RemoteTraceback, SerializationError
 
 __all__ = ["RayEngineError", "RayExecutor"]
 
@@ -100,16 +141,136 @@ _PUT_FUNCTION_ABOVE = 64 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+class _Raised:
+    """What a call raised, returned in place of its result (see "Errors" above).
+
+    ``exc`` holds :func:`~daskexec._serialize.portable_exception`'s stand-in
+    for the exception, which loads back as the exception itself, rebuilt, or a
+    :class:`~daskexec.errors.RemoteError`; ``tb`` is the remote traceback.
+    """
+
+    def __init__(self, exc: BaseException, tb: str) -> None:
+        self.exc: Any = portable_exception(exc, tb)
+        self.tb = tb
+
+    def exception(self) -> BaseException:
+        """The exception to raise in the driver, the remote traceback as its cause."""
+        exc: BaseException = self.exc
+        with contextlib.suppress(Exception):
+            exc.__cause__ = RemoteTraceback(f'\n"""\n{self.tb}"""')
+        return exc
+
+
+class _PortablePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, with every exception replaced by what loads back as it."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, BaseException):
+            portable = portable_exception(obj)
+            if portable is not obj:
+                return portable.__reduce__()
+        return super().reducer_override(obj)
+
+
+class _Portable:
+    """A work item's status, pickled so that any exception in it loads in the driver.
+
+    Unpickles as the status itself: the driver never sees this wrapper.
+    """
+
+    def __init__(self, status: Any) -> None:
+        buf = io.BytesIO()
+        _PortablePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(status)
+        self.data = buf.getvalue()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickle.loads, (self.data,)
+
+
 def _call(fn: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return cloudpickle.loads(fn)(*args, **kwargs)
+    try:
+        return cloudpickle.loads(fn)(*args, **kwargs)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+        return _Raised(exc, traceback.format_exc())
 
 
 def _run_item(fn: bytes, n_outputs: int, payload: Any, *inputs: Any) -> Any:
-    status, outputs = cloudpickle.loads(fn)(payload, *inputs)
-    outputs = tuple(outputs)
-    if len(outputs) != n_outputs:
-        raise ValueError(f"work item returned {len(outputs)} outputs, expected {n_outputs}")
+    status: Any
+    try:
+        status, outputs = cloudpickle.loads(fn)(payload, *inputs)
+        outputs = tuple(outputs)
+        if len(outputs) != n_outputs:
+            raise ValueError(f"work item returned {len(outputs)} outputs, expected {n_outputs}")
+        for i, value in enumerate(outputs):
+            try:
+                _check_storable(value)
+            except Exception as exc:
+                status = _output_failure(status, payload, i, exc, traceback.format_exc())
+                outputs = (None,) * n_outputs
+                break
+        if not isinstance(status, bytes):
+            status = _Portable(status)
+    except BaseException as exc:  # the item's own failure (the core catches a task's)
+        status, outputs = _Raised(exc, traceback.format_exc()), (None,) * n_outputs
     return (status, *outputs) if n_outputs else status
+
+
+#: Values Ray always stores: nothing to check.
+_PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def _check_storable(value: Any) -> None:
+    """Raise the pickler's error if Ray cannot store ``value`` as a task's return value.
+
+    Ray serializes a task's return values only after the task returned, and
+    stores a failure as an error in that one output's place: the work item
+    would look successful and its consumers fail instead.  So each output is
+    serialized here first, with Ray's own serializer (its custom serializers
+    apply), unless its type always serializes.  NumPy arrays (and the
+    blocks of pandas objects) go out of band, so checking them costs no
+    copy; plain Python objects are pickled twice.
+    """
+    if type(value) in _PLAIN:
+        return
+    np = sys.modules.get("numpy")
+    if np is not None and type(value) is np.ndarray and not value.dtype.hasobject:
+        return
+    _ray_serialize(value)
+
+
+def _ray_serialize(value: Any) -> None:
+    """COMPAT(ray): serialize ``value`` as Ray serializes a task's return value.
+
+    Ray has no public call for this; ``SerializationContext.serialize`` is
+    what its task-return path uses (checked against Ray 2.60).  A test
+    (``test_unpicklable_output_names_its_producer``) fails if it moves.
+    """
+    worker = ray._private.worker.global_worker
+    worker.get_serialization_context().serialize(value)  # type: ignore[no-untyped-call]
+
+
+def _output_failure(status: Any, payload: Any, index: int, exc: BaseException, tb: str) -> Any:
+    """COMPAT(core): ``status`` turned into the failure of the task that made output ``index``.
+
+    The core names the task behind each output; until it offers a way for an
+    engine to report "output ``index`` cannot be stored", this reads three of
+    its internals: the reference payload ``(shared, blob)``, the work item's
+    ``exports``, and ``ItemResult.failure`` (a ``TaskFailure``).  Handles a
+    status that is an ``ItemResult`` or its cloudpickle bytes.
+    """
+    from daskexec import _serialize
+    from daskexec._worker import TaskFailure
+
+    shared, blob = payload
+    key = _serialize.loads_item(shared, blob).exports[index]
+    error = SerializationError(
+        f"the result of task {key!r} cannot be serialized to stay in Ray's object store "
+        f"({type(exc).__name__}: {exc}); return a picklable value, or register a "
+        "serializer for its type with ray.util.register_serializer"
+    )
+    result = pickle.loads(status) if isinstance(status, bytes) else status
+    result.failure = TaskFailure(key, error, tb)
+    return _serialize.dumps(result) if isinstance(status, bytes) else result
 
 
 _remote_call = ray.remote(_call)
@@ -171,12 +332,17 @@ class _RayFuture(Future[Any]):
 
     def _settle_from(self, inner: Future[Any]) -> None:
         exc = inner.exception()
+        result = None
         if exc is not None:
             with contextlib.suppress(Exception):  # never lose a failure over its looks
                 exc = _translate(exc)
+        else:
+            result = inner.result()
+            if isinstance(result, _Raised):
+                exc, result = result.exception(), None
         try:
             if exc is None:
-                self.set_result(inner.result())
+                self.set_result(result)
             else:
                 self.set_exception(exc)
         except concurrent.futures.InvalidStateError:  # cancelled meanwhile
@@ -212,7 +378,9 @@ class RayExecutor(concurrent.futures.Executor):
     cluster it connected to, or a Ray the caller initialised, keeps running.
     The Ray workers import the functions they run by module name: on a
     cluster they need ``daskexec-core`` and ``daskexec-ray`` installed (or
-    shipped with ``runtime_env={"py_modules": [...]}``).
+    shipped with ``runtime_env={"py_modules": [...]}``).  When this
+    executor initialises Ray (not through Ray Client), its workers import
+    the user's own modules from the driver's ``sys.path`` directories.
     """
 
     def __init__(
@@ -242,10 +410,12 @@ class RayExecutor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._pending: set[_RayFuture] = set()
         self._shut = False
+        self._stop_ray = False  # shut down, and Ray is ours to stop once idle
+        self._ray_stopped = threading.Event()
         self._settle_queue: queue.SimpleQueue[tuple[_RayFuture, Future[Any]] | None]
         self._settle_queue = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
-        self._owns_ray = _connect(address, dict(ray_init_kwargs or {}))
+        self._owns_ray = _connect(address, dict(ray_init_kwargs or {}), runtime_env)
         self._references = _RayReferences(self)
 
     # -- concurrent.futures.Executor ----------------------------------------
@@ -302,23 +472,28 @@ class RayExecutor(concurrent.futures.Executor):
         """Stop accepting work; stop Ray if (and only if) this executor started it.
 
         Safe to call several times.  ``cancel_futures=True`` cancels every
-        unfinished task; ``wait=True`` waits for the others to finish.  When
-        this executor initialised Ray, calls still unfinished once ``wait``
-        is done are cancelled, since disconnecting from Ray would orphan
-        them.
+        unfinished call; ``wait=True`` waits for the others to finish.  When
+        this executor initialised Ray, it stops Ray once no call is left
+        unfinished: before returning with ``wait=True``; with ``wait=False``
+        at once if nothing runs, else as soon as the last call has finished
+        (stopping it earlier would lose their results).
         """
         with self._lock:
-            first = not self._shut
+            if not self._shut and self._owns_ray:
+                self._stop_ray = True
             self._shut = True
             pending = list(self._pending)
-        if cancel_futures or (self._owns_ray and not wait):
+        if cancel_futures:
             for f in pending:
                 f.cancel()
         if wait:
             concurrent.futures.wait(pending)
+            with self._lock:  # their done callbacks may still be on their way
+                self._pending.difference_update(pending)
         self._stop_dispatcher_if_idle()
-        if first and self._owns_ray:
-            ray.shutdown()
+        self._stop_ray_if_idle()
+        if wait and self._owns_ray:  # another thread may be stopping it right now
+            self._ray_stopped.wait()
 
     # -- daskexec -------------------------------------------------------------
 
@@ -396,6 +571,17 @@ class RayExecutor(concurrent.futures.Executor):
         with self._lock:
             self._pending.discard(fut)
         self._stop_dispatcher_if_idle()
+        self._stop_ray_if_idle()
+
+    def _stop_ray_if_idle(self) -> None:
+        with self._lock:
+            if not self._stop_ray or self._pending:
+                return
+            self._stop_ray = False
+        try:
+            ray.shutdown()
+        finally:
+            self._ray_stopped.set()
 
     def _stop_dispatcher_if_idle(self) -> None:
         with self._lock:
@@ -483,8 +669,13 @@ def _shippable(fn: Callable[..., Any]) -> Any:
     return ray.put(data) if len(data) > _PUT_FUNCTION_ABOVE else data
 
 
-def _connect(address: str | None, init_kwargs: dict[str, Any]) -> bool:
-    """Make sure Ray is initialised; return whether this call initialised it."""
+def _connect(
+    address: str | None, init_kwargs: dict[str, Any], task_env: Mapping[str, Any] | None
+) -> bool:
+    """Make sure Ray is initialised; return whether this call initialised it.
+
+    ``task_env`` is the executor's own ``runtime_env`` for its tasks.
+    """
     if ray.is_initialized():
         if init_kwargs:
             raise ValueError(
@@ -499,5 +690,60 @@ def _connect(address: str | None, init_kwargs: dict[str, Any]) -> bool:
     if address == "local":
         kwargs["include_dashboard"] = False
     kwargs.update(init_kwargs)
+    job_config = kwargs.get("job_config")
+    ships_code = any(
+        _has_working_dir(env)
+        for env in (kwargs.get("runtime_env"), getattr(job_config, "runtime_env", None), task_env)
+    )
+    if not address.startswith("ray://") and not ships_code:
+        kwargs["job_config"] = _with_import_path(job_config, _driver_import_path())
     ray.init(address=address, **kwargs)
     return True
+
+
+def _driver_import_path() -> list[str]:
+    """The directories this process imports the user's own modules from, in order.
+
+    Every ``sys.path`` entry outside the Python installation (its prefixes
+    and user site directory): the script's directory, the working
+    directory, ``PYTHONPATH``, directories a program or a test runner added,
+    editable installs.  Ray itself gives its workers only the script's
+    directory and the working directory.
+    """
+    import site
+
+    prefixes = {
+        os.path.realpath(p)
+        for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+    }
+    with contextlib.suppress(Exception):
+        prefixes.add(os.path.realpath(site.getusersitepackages()))
+    paths: list[str] = []
+    for entry in sys.path:
+        path = os.path.realpath(entry or os.curdir)
+        if not os.path.isdir(path) or path in paths:
+            continue
+        if any(path == p or path.startswith(p + os.sep) for p in prefixes):
+            continue
+        paths.append(path)
+    return paths
+
+
+def _has_working_dir(runtime_env: Any) -> bool:
+    """Whether ``runtime_env`` ships the user's code itself (then Ray adds no path either)."""
+    return isinstance(runtime_env, Mapping) and bool(runtime_env.get("working_dir"))
+
+
+def _with_import_path(job_config: Any, paths: list[str]) -> Any:
+    """COMPAT(ray): a ``JobConfig`` whose workers put ``paths`` first on ``sys.path``.
+
+    ``JobConfig._py_driver_sys_path`` is the field ``ray.init`` itself fills
+    with the script's directory and the working directory (checked against
+    Ray 2.60); each worker inserts its entries at the front of ``sys.path``,
+    one by one, hence the reversed order.  A ``job_config`` of the caller is
+    copied, not changed.
+    """
+    job_config = JobConfig() if job_config is None else copy.copy(job_config)
+    own = list(getattr(job_config, "_py_driver_sys_path", None) or [])
+    job_config._py_driver_sys_path = [*reversed(paths), *own]
+    return job_config
