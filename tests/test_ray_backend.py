@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -201,15 +202,26 @@ def test_graph_with_annotations(executor: Any, idle: None) -> None:
 
 
 def _own_instance() -> None:
+    import importlib
+
     import psutil
 
     from daskexec_ray import RayExecutor
+
+    # a user's module in a directory the program put on sys.path itself
+    folder = tempfile.mkdtemp(prefix="daskexec-ray-user-")
+    with open(os.path.join(folder, "daskexec_ray_user_mod.py"), "w") as f:
+        f.write("import os\n\ndef where(x):\n    return x, os.getpid()\n")
+    sys.path.insert(0, folder)
+    user_mod = importlib.import_module("daskexec_ray_user_mod")
 
     ex = RayExecutor(ray_init_kwargs={"num_cpus": 1})
     assert ray.is_initialized()
     started = psutil.Process().children(recursive=True)
     assert any("raylet" in p.name() for p in started), [p.name() for p in started]
     assert ex.submit(pow, 2, 10).result(timeout=60) == 1024
+    value, pid = ex.submit(user_mod.where, 5).result(timeout=60)
+    assert value == 5 and pid != os.getpid(), (value, pid)
     assert daskexec.describe(ex).workers == 1
     ex.shutdown()
     ex.shutdown()  # safe to call twice

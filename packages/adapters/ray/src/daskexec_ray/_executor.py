@@ -208,8 +208,8 @@ def _run_item(fn: bytes, n_outputs: int, payload: Any, *inputs: Any) -> Any:
                 status = _output_failure(status, payload, i, exc, traceback.format_exc())
                 outputs = (None,) * n_outputs
                 break
-        if not isinstance(status, bytes):
-            status = _Portable(status)
+        if not isinstance(status, bytes) and getattr(status, "failure", True) is not None:
+            status = _Portable(status)  # it may hold an exception
     except BaseException as exc:  # the item's own failure (the core catches a task's)
         status, outputs = _Raised(exc, traceback.format_exc()), (None,) * n_outputs
     return (status, *outputs) if n_outputs else status
