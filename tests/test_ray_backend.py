@@ -223,8 +223,11 @@ def _own_instance() -> None:
     value, pid = ex.submit(user_mod.where, 5).result(timeout=60)
     assert value == 5 and pid != os.getpid(), (value, pid)
     assert daskexec.describe(ex).workers == 1
-    ex.shutdown()
+    pending = [ex.submit(time.sleep, 0.2) for _ in range(20)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert all(f.done() for f in pending) and any(f.cancelled() for f in pending)
     ex.shutdown()  # safe to call twice
+    # stopped for good: cancelling the tasks did not start a new Ray on the way
     assert not ray.is_initialized()
     _, alive = psutil.wait_procs(started, timeout=30)
     assert not alive, f"Ray processes left behind: {alive}"

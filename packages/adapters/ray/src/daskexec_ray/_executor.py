@@ -325,9 +325,12 @@ class _RayFuture(Future[Any]):
         if not super().cancel():
             return False
         self.set_running_or_notify_cancel()  # wake wait() and as_completed()
-        # Ray already shut down, or the task already finished: nothing to stop
-        with contextlib.suppress(Exception):
-            ray.cancel(self.object_ref, force=True)
+        # Ray already shut down (maybe just now, by the last pending future's
+        # callback: a Ray call would start a new instance), or the task
+        # already finished: nothing to stop
+        if ray.is_initialized():
+            with contextlib.suppress(Exception):
+                ray.cancel(self.object_ref, force=True)
         return True
 
     def _settle_from(self, inner: Future[Any]) -> None:
@@ -526,11 +529,7 @@ class RayExecutor(concurrent.futures.Executor):
                 "cannot schedule new futures after shutdown: this RayExecutor has been "
                 "shut down; create a new one"
             )
-        if not ray.is_initialized():
-            raise RuntimeError(
-                "Ray is no longer initialised in this process (ray.shutdown() was "
-                "called elsewhere); create a new RayExecutor"
-            )
+        _require_ray()
 
     def _task_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         opts = dict(self._options)
@@ -635,6 +634,7 @@ class _RayReferences:
         RayEngineError
             If Ray lost a value and could not rebuild it.
         """
+        _require_ray()
         try:
             return list(ray.get(list(refs)))
         except ray.exceptions.RayError as exc:
@@ -642,6 +642,7 @@ class _RayReferences:
 
     def put(self, value: Any) -> Any:
         """Store ``value`` in Ray's object store; return its ``ObjectRef``."""
+        _require_ray()
         return ray.put(value)
 
     def release(self, refs: Sequence[Any]) -> None:
@@ -656,6 +657,15 @@ class _RayReferences:
             if self._last is None or self._last[0] is not fn:
                 self._last = (fn, _shippable(fn))
             return self._last[1]
+
+
+def _require_ray() -> None:
+    """Fail unless Ray is initialised: ``ray.get``/``put`` would start a new local Ray."""
+    if not ray.is_initialized():
+        raise RuntimeError(
+            "Ray is no longer initialised in this process (its RayExecutor was shut "
+            "down, or ray.shutdown() was called elsewhere); create a new RayExecutor"
+        )
 
 
 def _shippable(fn: Callable[..., Any]) -> Any:
