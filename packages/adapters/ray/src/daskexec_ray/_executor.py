@@ -79,9 +79,6 @@ References
     first (not the values whose type always serializes) and reports the
     first failure as the failure of the task that produced it, a
     :class:`~daskexec.errors.SerializationError`, with no output stored.
-    The status itself goes back with every exception in it made portable,
-    so that a task's exception that does not unpickle fails the compute
-    with its own type, not as a lost task.
 """
 
 from __future__ import annotations
@@ -89,10 +86,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
-import io
 import logging
 import os
-import pickle
 import queue
 import re
 import sys
@@ -161,32 +156,6 @@ class _Raised:
         return exc
 
 
-class _PortablePickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, with every exception replaced by what loads back as it."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, BaseException):
-            portable = portable_exception(obj)
-            if portable is not obj:
-                return portable.__reduce__()
-        return super().reducer_override(obj)
-
-
-class _Portable:
-    """A work item's status, pickled so that any exception in it loads in the driver.
-
-    Unpickles as the status itself: the driver never sees this wrapper.
-    """
-
-    def __init__(self, status: Any) -> None:
-        buf = io.BytesIO()
-        _PortablePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(status)
-        self.data = buf.getvalue()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return pickle.loads, (self.data,)
-
-
 def _call(fn: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         return cloudpickle.loads(fn)(*args, **kwargs)
@@ -198,19 +167,18 @@ def _run_item(fn: bytes, n_outputs: int, payload: Any, *inputs: Any) -> Any:
     status: Any
     try:
         status, outputs = cloudpickle.loads(fn)(payload, *inputs)
-        outputs = tuple(outputs)
+        # no outputs at all: the item did not even load (its status says why)
+        outputs = tuple(outputs) or (None,) * n_outputs
         if len(outputs) != n_outputs:
             raise ValueError(f"work item returned {len(outputs)} outputs, expected {n_outputs}")
         for i, value in enumerate(outputs):
             try:
                 _check_storable(value)
             except Exception as exc:
-                status = _output_failure(status, payload, i, exc, traceback.format_exc())
+                status = _output_failure(status, payload, i, value, exc)
                 outputs = (None,) * n_outputs
                 break
-        if not isinstance(status, bytes) and getattr(status, "failure", True) is not None:
-            status = _Portable(status)  # it may hold an exception
-    except BaseException as exc:  # the item's own failure (the core catches a task's)
+    except BaseException as exc:  # not a task's error: the core catches and reports those
         status, outputs = _Raised(exc, traceback.format_exc()), (None,) * n_outputs
     return (status, *outputs) if n_outputs else status
 
@@ -249,28 +217,31 @@ def _ray_serialize(value: Any) -> None:
     worker.get_serialization_context().serialize(value)  # type: ignore[no-untyped-call]
 
 
-def _output_failure(status: Any, payload: Any, index: int, exc: BaseException, tb: str) -> Any:
-    """COMPAT(core): ``status`` turned into the failure of the task that made output ``index``.
+def _output_failure(status: bytes, payload: Any, index: int, value: Any, exc: Exception) -> bytes:
+    """COMPAT(core): ``status`` as the failure of the task whose output ``index`` Ray cannot store.
 
     The core names the task behind each output; until it offers a way for an
-    engine to report "output ``index`` cannot be stored", this reads three of
-    its internals: the reference payload ``(shared, blob)``, the work item's
-    ``exports``, and ``ItemResult.failure`` (a ``TaskFailure``).  Handles a
-    status that is an ``ItemResult`` or its cloudpickle bytes.
+    engine to report "output ``index`` cannot be stored", this reads its
+    internals: the reference payload (``loads_item``'s arguments), the work
+    item's ``exports``, the status as a cloudpickled ``ItemResult`` and a
+    ``TaskFailure`` of stage ``"dump"`` (reported once, never retried), as
+    the core's own workers report a result they cannot pickle.
     """
     from daskexec import _serialize
     from daskexec._worker import TaskFailure
 
-    shared, blob = payload
-    key = _serialize.loads_item(shared, blob).exports[index]
+    key = _serialize.loads_item(*payload).exports[index]
+    kind = type(value)
     error = SerializationError(
-        f"the result of task {key!r} cannot be serialized to stay in Ray's object store "
-        f"({type(exc).__name__}: {exc}); return a picklable value, or register a "
-        "serializer for its type with ray.util.register_serializer"
+        f"the result of task {key!r} (a {kind.__module__}.{kind.__qualname__}) cannot be "
+        f"serialized to stay in Ray's object store ({type(exc).__name__}: {exc}); return "
+        "a picklable value, or register a serializer for its type with "
+        "ray.util.register_serializer"
     )
-    result = pickle.loads(status) if isinstance(status, bytes) else status
-    result.failure = TaskFailure(key, error, tb)
-    return _serialize.dumps(result) if isinstance(status, bytes) else result
+    result = _serialize.loads(status)
+    result.failure = TaskFailure(key, error, traceback.format_exc(), "dump")
+    result.values = None
+    return _serialize.dumps(result)
 
 
 _remote_call = ray.remote(_call)
@@ -497,6 +468,20 @@ class RayExecutor(concurrent.futures.Executor):
         self._stop_ray_if_idle()
         if wait and self._owns_ray:  # another thread may be stopping it right now
             self._ray_stopped.wait()
+
+    def terminate_workers(self) -> None:
+        """Shut down at once: cancel every unfinished call, ending the processes running them.
+
+        The meaning of Python 3.14's
+        ``concurrent.futures.ProcessPoolExecutor.terminate_workers()``, on
+        Ray: every call not finished is cancelled, queued or running
+        (``ray.cancel(force=True)`` ends the worker process of a running
+        one; Ray starts new workers on demand), and Ray is stopped if this
+        executor started it.  Returns once every future is done.  Safe to
+        call several times, and after :meth:`shutdown`; the daskexec
+        scheduler calls it on an executor it created when a compute fails.
+        """
+        self.shutdown(wait=True, cancel_futures=True)
 
     # -- daskexec -------------------------------------------------------------
 
