@@ -2,7 +2,7 @@
 
 Every Lithops call here is a fresh Python process (about a second on a busy
 two-core machine), so the tests share the session's executor where they can
-and make few calls: twenty-three in all.
+and make few calls: nineteen in all.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def install(fexec: Any, on_lost: Callable[[str, str, int | None], None]) -> Loca
     except ImportError:  # pragma: no cover - another Lithops layout
         return None
     env = getattr(getattr(fexec, "compute_handler", None), "env", None)
-    if type(env) is not DefaultEnvironment:
+    if type(env) is not DefaultEnvironment or not hasattr(os, "killpg"):
         return None
     processes = getattr(env, "task_processes", None)
     lock = getattr(env, "task_processes_lock", None)
