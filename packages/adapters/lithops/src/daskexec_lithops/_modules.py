@@ -96,6 +96,11 @@ def _pushes_name(data: bytes | bytearray, at: int, name: bytes) -> bool:
     return False
 
 
+#: Closures by root module, per set of modules not to ship: shared by the
+#: executors of a process (the analysis reads and parses source files).
+_CLOSURES: dict[frozenset[str], dict[str, frozenset[str] | None]] = {}
+
+
 def _roots(names: Iterable[str]) -> set[str]:
     return {name.partition(".")[0] for name in names if name}
 
@@ -114,7 +119,7 @@ class ModuleShipper:
 
     def __init__(self, preinstalled: Callable[[], Iterable[str]], exclude: Iterable[str]) -> None:
         self._preinstalled = preinstalled
-        self._ignore: set[str] | None = None
+        self._ignore: frozenset[str] | None = None
         self._exclude = _roots(exclude)
         self._closures: dict[str, frozenset[str] | None] = {}
         self._lock = threading.Lock()
@@ -151,7 +156,10 @@ class ModuleShipper:
         """The driver's modules Lithops would ship, each with its closure."""
         if self._ignore is None:
             # Lithops is always in its runtime; the rest is what the runtime has.
-            self._ignore = {"lithops", *self._preinstalled(), *self._exclude}
+            self._ignore = frozenset({"lithops", *self._preinstalled(), *self._exclude})
+            if len(_CLOSURES) > 8:
+                _CLOSURES.clear()
+            self._closures = _CLOSURES.setdefault(self._ignore, {})
         found: dict[str, frozenset[str]] = {}
         for root in _roots(list(sys.modules)):
             if root in self._closures:
@@ -179,15 +187,23 @@ class ModuleShipper:
         return names if root in names else None
 
 
+#: Values that name no module: not pickled to be searched.
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _pickles(fn: Any, payloads: Sequence[Any]) -> Iterable[bytes | bytearray]:
-    """The pickles a job carries: its function's, and each payload's."""
+    """The pickles a job carries: its function's, and each payload's.
+
+    Bytes are searched as they are (the scheduler's payloads are tuples of
+    pickles: the batch's shared functions, the work item); anything else is
+    pickled here to be searched, as Lithops will pickle it.
+    """
     yield cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
     for payload in payloads:
-        if isinstance(payload, (bytes, bytearray)):
-            yield payload
-        elif isinstance(payload, (tuple, list)) and all(
-            isinstance(part, (bytes, bytearray)) for part in payload
-        ):
-            yield from payload  # the scheduler's (shared functions, item) pickles
-        else:
+        parts = payload if isinstance(payload, (tuple, list)) else (payload,)
+        if not all(isinstance(part, (bytes, bytearray, *_PLAIN)) for part in parts):
             yield cloudpickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            continue
+        for part in parts:
+            if isinstance(part, (bytes, bytearray)):
+                yield part
