@@ -40,6 +40,7 @@ function and payloads refer to, passed to Lithops as ``include_modules``.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import threading
@@ -125,7 +126,10 @@ class ModuleShipper:
         self._lock = threading.Lock()
 
     def modules_for(self, fn: Any, payloads: Sequence[Any]) -> list[str]:
-        """The root modules to ship for a job that runs ``fn`` on ``payloads``, sorted.
+        """What to ship for a job that runs ``fn`` on ``payloads``, as ``include_modules``.
+
+        Sorted; a module's file path, or a package's name (Lithops resolves
+        a name by opening the module's file, and leaves it open).
 
         Raises
         ------
@@ -171,7 +175,10 @@ class ModuleShipper:
         return found
 
     def _closure(self, root: str) -> frozenset[str] | None:
-        """``root`` and the modules its source imports that the runtime lacks, or None."""
+        """``root`` and the modules its source imports that the runtime lacks, or None.
+
+        As ``include_modules`` entries: a module's path, a package's name.
+        """
         ignore = self._ignore
         assert ignore is not None
         if root.startswith("__") or root in ignore or root in sys.builtin_module_names:
@@ -182,9 +189,13 @@ class ModuleShipper:
             analyzer.add(root)
         except Exception:
             return None
-        names = frozenset(analyzer.get_and_clear_names())
-        # not found on sys.path, or not Python source (built in, frozen, compiled)
-        return names if root in names else None
+        names = analyzer.get_and_clear_names()
+        if root not in names:  # not found on sys.path, or not Python source
+            return None
+        return frozenset(
+            path if path.endswith(".py") else os.path.basename(path)
+            for path in analyzer.get_and_clear_paths()
+        )
 
 
 #: Values that name no module: not pickled to be searched.
