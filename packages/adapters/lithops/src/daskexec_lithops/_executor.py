@@ -590,11 +590,9 @@ class LithopsExecutor(concurrent.futures.Executor):
         A call abandoned while still running elsewhere than on localhost
         keeps its job's data until a later compute ends or :meth:`shutdown`.
         """
-        if not self._clean_data:
-            return
         with self._lock:
             jobs = list(self._job_calls.items())
-        if self._local is not None:
+        if self._local is not None and self._clean_data:
             # A call that reported back is over once its process has exited
             # and Lithops has removed its task file: a few milliseconds.
             finishing = [
@@ -609,10 +607,13 @@ class LithopsExecutor(concurrent.futures.Executor):
             for key in ended:
                 self._job_calls.pop(key, None)
         for key in ended:
-            try:
-                self._clean_job(key)
-            except Exception:
-                logger.warning("could not delete the data of Lithops job %s", key, exc_info=True)
+            if self._clean_data:
+                try:
+                    self._clean_job(key)
+                except Exception:
+                    logger.warning(
+                        "could not delete the data of Lithops job %s", key, exc_info=True
+                    )
             if self._local is not None:
                 self._local.forget(key)
 
