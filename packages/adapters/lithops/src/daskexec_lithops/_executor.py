@@ -10,7 +10,8 @@ Data flow
       -> ONE Lithops job: lithops.FunctionExecutor.map(partial(apply, fn),
                                                        [{"payload": p}, ...])
          fn travels once, in the job's function; each payload is one call's data;
-         apply returns an outcome, the result or exception cloudpickled (_remote)
+         apply returns an outcome, the result or exception cloudpickled
+         (daskexec._kit, through _remote)
       -> lithops.concurrent.futures.FunctionExecutor tracks the job's calls:
          its watcher reads the job monitor, its resolver threads download each
          result as soon as that call is done (in whatever order they finish)
@@ -76,6 +77,7 @@ import lithops.config
 from lithops.constants import JOBS_DIR, JOBS_PREFIX, MODULES_DIR
 from lithops.future import ResponseFuture
 
+from daskexec import _kit
 from daskexec.engine import EngineInfo
 from daskexec_lithops import _localhost, _remote
 from daskexec_lithops._modules import ModuleShipper
@@ -310,14 +312,18 @@ class LithopsExecutor(concurrent.futures.Executor):
             ``max_workers`` times ``worker_processes``), out of process,
             ``call_overhead`` as configured, at most two calls per worker in
             flight, and the ``separate-processes`` and
-            ``survives-worker-death`` capabilities.
+            ``survives-worker-death`` capabilities, with ``cancel-running`` on
+            localhost (:meth:`terminate_workers` kills the calls' processes).
         """
+        capabilities = {"separate-processes", "survives-worker-death"}
+        if self._local is not None:
+            capabilities.add("cancel-running")  # terminate_workers() kills local calls
         return EngineInfo(
             workers=self._workers,
             out_of_process=True,
             call_overhead=self._call_overhead,
             max_inflight=2 * self._workers,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(capabilities),
             name="lithops",
         )
 
@@ -472,18 +478,16 @@ class LithopsExecutor(concurrent.futures.Executor):
                 outer.set_exception(_engine_failure(inner, exc))
                 return
             outcome = inner.result()
-            if not _remote.is_outcome(outcome):
-                lost = LithopsWorkerError(
-                    f"a Lithops call reported success without the outcome daskexec-lithops "
-                    f"sends back (got {type(outcome).__name__}); the executor still takes work"
-                )
-                outer.set_exception(lost)
-                return
-            ok, value = _remote.unwrap(outcome)
-            if ok:
-                outer.set_result(value)
+            if isinstance(outcome, bytes):
+                _kit.settle(outer, outcome)
             else:
-                outer.set_exception(value)
+                outer.set_exception(
+                    LithopsWorkerError(
+                        f"a Lithops call reported success without the outcome daskexec-lithops "
+                        f"sends back (got {type(outcome).__name__}); the executor still takes "
+                        f"work"
+                    )
+                )
         except concurrent.futures.InvalidStateError:  # pragma: no cover - settled twice
             pass
 
@@ -562,6 +566,17 @@ class LithopsExecutor(concurrent.futures.Executor):
             outer.cancel()  # abandons its call: see _on_cancel
         if wait:
             releaser.join()
+
+    def terminate_workers(self) -> None:
+        """Stop taking work and stop every call in flight now; their futures are cancelled.
+
+        On localhost the calls' processes are killed, or never start.  A cloud
+        function already running cannot be recalled: it is abandoned (its
+        result is dropped) and runs to its end.  Safe to call several times,
+        and after :meth:`shutdown`; what :meth:`shutdown` does besides
+        (deleting the jobs' data, stopping Lithops) happens in the background.
+        """
+        self.shutdown(wait=False, cancel_futures=True)
 
     def _release(self) -> None:
         # Waits for the tracked calls (each one ends: it finishes, fails, is
