@@ -2,7 +2,7 @@
 
 Every Lithops call here is a fresh Python process (about a second on a busy
 two-core machine), so the tests share the session's executor where they can
-and make few calls: nineteen in all.
+and make few calls: twenty in all.
 """
 
 from __future__ import annotations
@@ -89,12 +89,28 @@ def _kill_handler_once(x: int, marker: str) -> int:
     return x + 1
 
 
-def _leftovers(executor: Any) -> list[str]:
-    """What this executor's jobs still have in storage and in the localhost job folders."""
+def _ends(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``seconds``."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _leftovers(executor: Any, eid: str | None = None) -> list[str]:
+    """What an executor's jobs still have in storage and in the localhost job folders."""
     from lithops.constants import JOBS_DIR, JOBS_PREFIX, MODULES_DIR
 
     fexec = executor.lithops_executor
-    eid = fexec.executor_id
+    eid = eid or fexec.executor_id
     bucket = fexec.internal_storage.bucket
     keys: list[str] = []
     for prefix in (f"{JOBS_PREFIX}/{eid}/", f"{JOBS_PREFIX}/{eid}-"):
@@ -449,7 +465,6 @@ def test_killed_call_process_is_retried_promptly(executor: Any, tmp_path: Any) -
 
 def test_killed_handler_process_is_reported_promptly(executor: Any, tmp_path: Any) -> None:
     """A dead handler process is a lost call at once, not at the execution timeout."""
-    import psutil
     from dask import delayed
 
     import daskexec
@@ -463,15 +478,44 @@ def test_killed_handler_process_is_reported_promptly(executor: Any, tmp_path: An
     took = time.monotonic() - start
     assert s.last_stats is not None and s.last_stats.engine_failures == 1, s.last_stats
     assert took < 45, f"took {took:.1f} s (the orphan lingers 60 s)"
-    orphan = int(marker.read_text())
+    assert _ends(int(marker.read_text()), 10), "the dead handler's JobRunner still runs"
 
-    def alive() -> bool:
-        try:
-            return bool(psutil.Process(orphan).status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
 
-    deadline = time.monotonic() + 10
-    while alive():
-        assert time.monotonic() < deadline, "the dead handler's JobRunner still runs"
-        time.sleep(0.1)
+EXITS_AT_ONCE = """
+import os, sys, time
+from daskexec_lithops import LithopsExecutor
+
+def sleep_here(path):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+ex = LithopsExecutor()
+print(ex.lithops_executor.executor_id, flush=True)
+ex.submit(sleep_here, sys.argv[1])
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+ex.shutdown(wait=False, cancel_futures=True)  # and the script ends here
+"""
+
+
+def test_script_exiting_right_after_shutdown_leaves_nothing(executor: Any, tmp_path: Any) -> None:
+    """What an owned executor does after an error: shutdown(wait=False), then the script exits."""
+    import subprocess
+
+    script = tmp_path / "exits_at_once.py"
+    script.write_text(EXITS_AT_ONCE)
+    pid_file = tmp_path / "pid"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script), str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert time.monotonic() - start < 50, "the exit waited for the abandoned call"
+    eid = done.stdout.split()[0]
+    assert _leftovers(executor, eid) == []
+    assert _ends(int(pid_file.read_text()), 10), "the abandoned call's process runs on"

@@ -558,7 +558,10 @@ class LithopsExecutor(concurrent.futures.Executor):
             abandoned = list(self._inflight.items()) if cancel_futures else []
             if self._releaser is None:
                 self._releaser = threading.Thread(
-                    target=self._release, name="daskexec-lithops-shutdown", daemon=True
+                    # not a daemon: a script that exits right after shutdown(wait=False)
+                    # still stops the calls and deletes their data, as it exits
+                    target=self._release,
+                    name="daskexec-lithops-shutdown",
                 )
                 self._releaser.start()
             releaser = self._releaser
