@@ -2,7 +2,7 @@
 
 Every Lithops call here is a fresh Python process (about a second on a busy
 two-core machine), so the tests share the session's executor where they can
-and make few calls: nine in all.
+and make few calls: twenty in all.
 """
 
 from __future__ import annotations
@@ -32,17 +32,92 @@ def _work(payload: Any) -> Any:
     return value
 
 
-def _leftovers(executor: Any) -> list[str]:
-    """What this executor's jobs still have in storage and in the localhost jobs folder."""
-    from lithops.constants import JOBS_DIR, JOBS_PREFIX
+def _sleep_marked(folder: str, seconds: float) -> str:
+    """Say it started (a file in ``folder``), sleep, say it finished."""
+    with open(os.path.join(folder, "sleeper-started"), "w"):
+        pass
+    time.sleep(seconds)
+    with open(os.path.join(folder, "sleeper-finished"), "w"):
+        pass
+    return "slept"
+
+
+def _wait_for(path: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _fail_once_sleeper_runs(folder: str) -> None:
+    """Raise while the sleeper of the same compute runs."""
+    _wait_for(os.path.join(folder, "sleeper-started"), 60)
+    raise ValueError("failed while another task sleeps")
+
+
+def _rendezvous(folder: str, me: str, other: str) -> str:
+    """Succeed only if the ``other`` task runs at the same time as this one."""
+    with open(os.path.join(folder, f"here-{me}"), "w"):
+        pass
+    if not _wait_for(os.path.join(folder, f"here-{other}"), 15):
+        raise TimeoutError(f"{other} did not run beside {me}: a worker slot is still taken")
+    return me
+
+
+def _kill_self_once(x: int, marker: str) -> int:
+    """SIGKILL the process running this call, the first time."""
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os.kill(os.getpid(), 9)
+    return x + 1
+
+
+def _kill_handler_once(x: int, marker: str) -> int:
+    """The first time, SIGKILL the Lithops handler process running this call, then linger."""
+    if not os.path.exists(marker):
+        parent = os.getppid()
+        with open(f"/proc/{parent}/cmdline", "rb") as f:
+            if b"localhost-runner" not in f.read():  # never kill anything else
+                raise RuntimeError("not running under the Lithops localhost runner")
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os.kill(parent, 9)
+        time.sleep(60)  # an orphan now, holding the dead handler's pipes
+    return x + 1
+
+
+def _ends(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``seconds``."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _leftovers(executor: Any, eid: str | None = None) -> list[str]:
+    """What an executor's jobs still have in storage and in the localhost job folders."""
+    from lithops.constants import JOBS_DIR, JOBS_PREFIX, MODULES_DIR
 
     fexec = executor.lithops_executor
-    eid = fexec.executor_id
+    eid = eid or fexec.executor_id
     bucket = fexec.internal_storage.bucket
     keys: list[str] = []
     for prefix in (f"{JOBS_PREFIX}/{eid}/", f"{JOBS_PREFIX}/{eid}-"):
         keys += fexec.storage.list_keys(bucket, prefix)
-    return keys + glob.glob(os.path.join(JOBS_DIR, glob.escape(eid) + "-*"))
+    for folder in (JOBS_DIR, MODULES_DIR):  # MODULES_DIR: the modules shipped with a job
+        keys += glob.glob(os.path.join(folder, glob.escape(eid) + "-*"))
+    return keys
 
 
 def _runner_processes() -> list[Any]:
@@ -226,3 +301,221 @@ def test_each_compute_cleans_its_job_data(executor: Any) -> None:
     with pytest.raises(ValueError):
         delayed(fail)(1).compute(scheduler=s)
     assert job_data() == []
+
+
+SIBLING = """
+from my_sibling_helpers import double
+
+
+def inc(x):
+    return x + 1
+
+
+def double_inc(x):
+    return double(x) + 1
+"""
+
+
+def test_modules_beside_the_script_are_shipped(
+    executor: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A module importable only in the driver (as a script's sibling) reaches the workers."""
+    import importlib
+
+    from dask import delayed
+
+    import daskexec
+
+    (tmp_path / "my_sibling_funcs.py").write_text(SIBLING)
+    (tmp_path / "my_sibling_helpers").mkdir()  # a package: shipped whole
+    (tmp_path / "my_sibling_helpers" / "__init__.py").write_text("from .core import double\n")
+    (tmp_path / "my_sibling_helpers" / "core.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the driver's path only
+    try:
+        funcs = importlib.import_module("my_sibling_funcs")
+        graph = delayed(funcs.double_inc)(delayed(funcs.inc)(1))
+        # the helper module is imported by the sibling only: shipped as its dependency
+        assert graph.compute(scheduler=daskexec.ExecutorScheduler(executor)) == 5
+        assert executor.submit(funcs.inc, 41).result(timeout=120) == 42
+    finally:
+        for name in ("my_sibling_funcs", "my_sibling_helpers", "my_sibling_helpers.core"):
+            sys.modules.pop(name, None)
+
+
+def test_module_references_are_found_in_pickles() -> None:
+    """refers_to never misses a module that unpickling asks for."""
+    import functools
+    import io
+    import pickle
+
+    import cloudpickle
+
+    import graphs
+    from daskexec_lithops._modules import refers_to
+
+    class Recorder(pickle.Unpickler):
+        def __init__(self, data: bytes, found: set[str]) -> None:
+            super().__init__(io.BytesIO(data))
+            self.found = found
+
+        def find_class(self, module: str, name: str) -> Any:
+            self.found.add(module.partition(".")[0])
+            obj = super().find_class(module, name)
+            if name == "subimport":  # cloudpickle's reference to a module object
+                return lambda mod: (self.found.add(mod.partition(".")[0]), obj(mod))[1]
+            return obj
+
+    samples = [
+        graphs.inc,
+        [graphs.inc, graphs.add, os.path.join, graphs.inc],
+        lambda x: graphs.inc(x),  # by value, its global by reference
+        lambda: graphs,  # a module object: subimport("graphs")
+        functools.partial(graphs.slow_inc, delay=0),
+        {"__module__": "graphs", "f": graphs.fail},  # the name memoized before the global
+        (b"x" * 100_000, graphs.tree_sum),
+    ]
+    roots = ["graphs", "os", "posixpath", "functools", "cloudpickle", "builtins", "dask"]
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        for sample in samples:
+            data = cloudpickle.dumps(sample, protocol=protocol)
+            found: set[str] = set()
+            Recorder(data, found).load()
+            missed = [r for r in roots if r in found and not refers_to(data, r)]
+            assert not missed, (protocol, sample, missed)
+        nested = cloudpickle.dumps((cloudpickle.dumps(graphs.inc), b""), protocol=protocol)
+        assert refers_to(nested, "graphs"), protocol
+    assert not refers_to(cloudpickle.dumps((pow, "graphs_like", b"graphs")), "graphs")
+
+
+def test_module_options_pass_through(executor: Any) -> None:
+    """include_modules/exclude_modules as Lithops has them (no call is made)."""
+    import cloudpickle
+
+    import graphs
+    from daskexec_lithops import LithopsExecutor
+
+    blob = cloudpickle.dumps((graphs.inc, (1,), {}))
+    shipper = executor._shipper
+    assert shipper is not None
+    shipped = shipper.modules_for(None, [blob])
+    assert [os.path.abspath(p) for p in shipped] == [graphs.__file__], shipped
+    assert shipper.modules_for(None, [b"not a pickle"]) == []
+    with LithopsExecutor(exclude_modules=["graphs"]) as excluding:
+        assert excluding._shipper is not None
+        assert excluding._shipper.modules_for(None, [blob]) == []
+        assert excluding._job_kwargs["exclude_modules"] == ["graphs"]
+    with LithopsExecutor(include_modules=["graphs"]) as explicit:
+        assert explicit._shipper is None
+        assert explicit._job_kwargs["include_modules"] == ["graphs"]
+    with LithopsExecutor(include_modules=None) as off:
+        assert off._shipper is None and off._job_kwargs["include_modules"] is None
+    with pytest.raises(TypeError, match="list of module names"):
+        LithopsExecutor(include_modules="graphs")
+
+
+def test_localhost_hooks_are_installed(executor: Any) -> None:
+    """The private parts of Lithops localhost that _localhost hooks into are still there."""
+    assert executor._local is not None, (
+        "daskexec_lithops._localhost could not hook into this Lithops version: abandoned "
+        "calls run on and a dead worker process is seen only at the execution timeout"
+    )
+
+
+@pytest.mark.timeout(180)
+def test_compute_after_an_error_does_not_wait_for_abandoned_calls(tmp_path: Any) -> None:
+    import dask
+    from dask import delayed
+
+    import daskexec
+    from daskexec_lithops import LithopsExecutor
+
+    folder = str(tmp_path)
+    with LithopsExecutor(workers=2) as executor:
+        s = daskexec.ExecutorScheduler(executor, pack_size=1)
+        sleeper = delayed(_sleep_marked)(folder, 20)
+        with pytest.raises(ValueError, match="another task sleeps"):
+            dask.compute(sleeper, delayed(_fail_once_sleeper_runs)(folder), scheduler=s)
+        # both worker slots must be free again: these two only succeed side by side
+        start = time.monotonic()
+        pair = dask.compute(
+            delayed(_rendezvous)(folder, "a", "b"),
+            delayed(_rendezvous)(folder, "b", "a"),
+            scheduler=s,
+        )
+        took = time.monotonic() - start
+        assert pair == ("a", "b")
+        assert took < 15, f"the compute after the error took {took:.1f} s"
+        assert not os.path.exists(os.path.join(folder, "sleeper-finished")), "not stopped"
+    assert not _runner_processes()
+    assert _leftovers(executor) == []
+
+
+def test_killed_call_process_is_retried_promptly(executor: Any, tmp_path: Any) -> None:
+    from dask import delayed
+
+    import daskexec
+
+    s = daskexec.ExecutorScheduler(executor, retries=2)
+    start = time.monotonic()
+    assert delayed(_kill_self_once)(1, str(tmp_path / "m")).compute(scheduler=s) == 2
+    took = time.monotonic() - start
+    assert s.last_stats is not None and s.last_stats.engine_failures == 1, s.last_stats
+    assert took < 60, f"took {took:.1f} s"
+
+
+def test_killed_handler_process_is_reported_promptly(executor: Any, tmp_path: Any) -> None:
+    """A dead handler process is a lost call at once, not at the execution timeout."""
+    from dask import delayed
+
+    import daskexec
+
+    if not os.path.exists(f"/proc/{os.getpid()}/cmdline"):
+        pytest.skip("the task checks its parent process through /proc")
+    marker = tmp_path / "m"
+    s = daskexec.ExecutorScheduler(executor, retries=2)
+    start = time.monotonic()
+    assert delayed(_kill_handler_once)(1, str(marker)).compute(scheduler=s) == 2
+    took = time.monotonic() - start
+    assert s.last_stats is not None and s.last_stats.engine_failures == 1, s.last_stats
+    assert took < 45, f"took {took:.1f} s (the orphan lingers 60 s)"
+    assert _ends(int(marker.read_text()), 10), "the dead handler's JobRunner still runs"
+
+
+EXITS_AT_ONCE = """
+import os, sys, time
+from daskexec_lithops import LithopsExecutor
+
+def sleep_here(path):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+ex = LithopsExecutor()
+print(ex.lithops_executor.executor_id, flush=True)
+ex.submit(sleep_here, sys.argv[1])
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+ex.shutdown(wait=False, cancel_futures=True)  # and the script ends here
+"""
+
+
+def test_script_exiting_right_after_shutdown_leaves_nothing(executor: Any, tmp_path: Any) -> None:
+    """What an owned executor does after an error: shutdown(wait=False), then the script exits."""
+    import subprocess
+
+    script = tmp_path / "exits_at_once.py"
+    script.write_text(EXITS_AT_ONCE)
+    pid_file = tmp_path / "pid"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script), str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert time.monotonic() - start < 50, "the exit waited for the abandoned call"
+    eid = done.stdout.split()[0]
+    assert _leftovers(executor, eid) == []
+    assert _ends(int(pid_file.read_text()), 10), "the abandoned call's process runs on"

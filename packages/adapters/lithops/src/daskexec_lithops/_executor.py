@@ -5,20 +5,28 @@ Data flow
 ::
 
     submit_many(fn, payloads)                       (map and submit use it too)
-      -> ONE Lithops job: lithops.FunctionExecutor.map(partial(_apply, fn),
+      -> the driver's own modules the pickles of fn and the payloads refer to
+         (_modules): shipped with the job, as Lithops' include_modules
+      -> ONE Lithops job: lithops.FunctionExecutor.map(partial(apply, fn),
                                                        [{"payload": p}, ...])
-         fn travels once, in the job's function; each payload is one call's data
+         fn travels once, in the job's function; each payload is one call's data;
+         apply returns an outcome, the result or exception cloudpickled
+         (daskexec._kit, through _remote)
       -> lithops.concurrent.futures.FunctionExecutor tracks the job's calls:
          its watcher reads the job monitor, its resolver threads download each
          result as soon as that call is done (in whatever order they finish)
-      -> a done callback settles one of our futures per call, turning a failure
-         that Lithops' worker handler reported (the function's process died, or
-         ran past the execution timeout) into LithopsWorkerError
+      -> a done callback settles one of our futures per call from the outcome,
+         or turns a failure that Lithops' worker handler reported (the
+         function's process died, or ran past the execution timeout) into
+         LithopsWorkerError
+      -> on localhost (_localhost): an abandoned call's process is killed, and
+         a call whose process died without a status fails at once with
+         LithopsWorkerError (Lithops alone waits for the execution timeout)
 
 What this adds to ``lithops.concurrent.futures``
 ------------------------------------------------
 That module does the hard part (completion tracking) and is reused as is.  It
-falls short for daskexec in four ways, handled here:
+falls short for daskexec in these ways, handled here:
 
 - It has no way to turn one ``map`` job into per-call futures (its ``map``
   yields results, in order).  ``submit_many`` hands a job's Lithops futures to
@@ -31,6 +39,12 @@ falls short for daskexec in four ways, handled here:
   such failures in the call's status; they become :class:`LithopsWorkerError`.
 - It refuses ``RetryingFunctionExecutor``.  Not needed: the daskexec scheduler
   retries engine failures itself, with a bound, per work item.
+- Lithops ships the modules the job's function needs; the user's functions
+  travel inside the payloads (pickles), which it does not look into.
+- Results travel with plain pickle (no lambdas), exceptions through the
+  worker handler (one that does not unpickle is lost, and so is a
+  ``BaseException`` other than SystemExit and KeyboardInterrupt): every call
+  returns an outcome instead, the result or exception cloudpickled.
 
 Also: on the localhost backend the calls run under the driver's interpreter
 (``sys.executable``) unless the config names a runtime (Lithops' default is
@@ -48,20 +62,25 @@ import functools
 import glob
 import logging
 import os
+import pickle
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import cloudpickle
 import lithops
 import lithops.concurrent.futures as lithops_cf
 import lithops.config
-from lithops.constants import JOBS_DIR, JOBS_PREFIX
+from lithops.constants import JOBS_DIR, JOBS_PREFIX, MODULES_DIR
 from lithops.future import ResponseFuture
 
+from daskexec import _kit
 from daskexec.engine import EngineInfo
+from daskexec_lithops import _localhost, _remote
+from daskexec_lithops._modules import ModuleShipper
 
 __all__ = ["LithopsExecutor", "LithopsWorkerError"]
 
@@ -88,18 +107,16 @@ class LithopsWorkerError(concurrent.futures.BrokenExecutor):
     """
 
 
-def _apply(fn: Callable[[Any], T], payload: Any) -> T:
-    """The map function of every job: one call runs ``fn(payload)``."""
-    return fn(payload)
-
-
 def _star(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     return fn(*args)
 
 
-def _call(item: tuple[Callable[..., T], tuple[Any, ...], dict[str, Any]]) -> T:
-    fn, args, kwargs = item
-    return fn(*args, **kwargs)
+def _module_names(value: Sequence[str] | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} must be a list of module names, got {value!r}")
+    return list(value)
 
 
 def _resolve_config(
@@ -172,6 +189,16 @@ class LithopsExecutor(concurrent.futures.Executor):
         (it packs more tasks into one call the higher this is).  Default:
         :data:`LOCALHOST_CALL_OVERHEAD` on localhost, else
         :data:`CLOUD_CALL_OVERHEAD`.
+    include_modules, exclude_modules
+        Lithops' module manager, as in ``lithops.FunctionExecutor.map``.  By
+        default (an empty ``include_modules``) each job ships the driver's
+        own modules (not installed in the Lithops runtime) that its
+        functions and data refer to, found in their pickles, with the
+        modules those import in turn: a script whose tasks come from a
+        module beside it works as on a local process pool.  A list ships
+        exactly those modules instead; ``None`` ships none.
+        ``exclude_modules`` are never shipped.  The Lithops config's
+        ``include_modules``/``exclude_modules`` apply too.
     **function_executor_kwargs
         Passed to ``lithops.FunctionExecutor`` (``config_file``,
         ``monitoring``, ``log_level``, backend keys such as ``runtime`` or
@@ -207,6 +234,8 @@ class LithopsExecutor(concurrent.futures.Executor):
         *,
         execution_timeout: float | None = None,
         call_overhead: float | None = None,
+        include_modules: Sequence[str] | None = (),
+        exclude_modules: Sequence[str] = (),
         **function_executor_kwargs: Any,
     ) -> None:
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -215,8 +244,13 @@ class LithopsExecutor(concurrent.futures.Executor):
             raise ValueError(f"execution_timeout must be > 0 seconds, got {execution_timeout!r}")
         if call_overhead is not None and call_overhead < 0:
             raise ValueError(f"call_overhead must be >= 0 seconds, got {call_overhead!r}")
+        include = _module_names(include_modules, "include_modules")
+        exclude = _module_names(exclude_modules, "exclude_modules") or []
         options = dict(function_executor_kwargs)
         cfg, _ = _resolve_config(config, backend, storage, workers, options)
+        section = cfg["lithops"]
+        config_include = section.get("include_modules", [])
+        config_exclude = list(section.get("exclude_modules") or [])
         # Job data is deleted by shutdown(), synchronously; Lithops' own
         # cleaner would do it later, from a detached process.
         self._clean_data = bool(cfg["lithops"].get("data_cleaner", True))
@@ -240,9 +274,19 @@ class LithopsExecutor(concurrent.futures.Executor):
             self._workers = int(section.get("max_workers") or 1) * processes
             default_overhead = CLOUD_CALL_OVERHEAD
         self._call_overhead = default_overhead if call_overhead is None else call_overhead
-        self._job_kwargs: dict[str, Any] = {}
+        self._job_kwargs: dict[str, Any] = {"exclude_modules": exclude}
         if execution_timeout is not None:
             self._job_kwargs["timeout"] = execution_timeout
+        # Lithops' module manager: off (None), an explicit list, or (by
+        # default) the modules found in the job's pickles (_modules).
+        self._shipper: ModuleShipper | None = None
+        config_off = isinstance(config_include, str) and config_include.lower() == "none"
+        if include is None or config_off:
+            self._job_kwargs["include_modules"] = None
+        elif include or config_include:
+            self._job_kwargs["include_modules"] = include
+        else:
+            self._shipper = ModuleShipper(self._preinstalled, [*exclude, *config_exclude])
 
         self._lock = threading.RLock()
         self._shutdown = False
@@ -250,7 +294,10 @@ class LithopsExecutor(concurrent.futures.Executor):
         self._inflight: dict[concurrent.futures.Future[Any], concurrent.futures.Future[Any]] = {}
         self._jobs = 0
         self._job_calls: dict[str, list[Any]] = {}  # job key -> its Lithops response futures
+        self._tracked: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}
         self._calls = 0
+        # localhost: abandoned calls stop, a dead call process is reported at once
+        self._local = _localhost.install(self._fexec, self._lost)
 
     # -- what the scheduler reads ------------------------------------------
 
@@ -265,14 +312,18 @@ class LithopsExecutor(concurrent.futures.Executor):
             ``max_workers`` times ``worker_processes``), out of process,
             ``call_overhead`` as configured, at most two calls per worker in
             flight, and the ``separate-processes`` and
-            ``survives-worker-death`` capabilities.
+            ``survives-worker-death`` capabilities, with ``cancel-running`` on
+            localhost (:meth:`terminate_workers` kills the calls' processes).
         """
+        capabilities = {"separate-processes", "survives-worker-death"}
+        if self._local is not None:
+            capabilities.add("cancel-running")  # terminate_workers() kills local calls
         return EngineInfo(
             workers=self._workers,
             out_of_process=True,
             call_overhead=self._call_overhead,
             max_inflight=2 * self._workers,
-            capabilities=frozenset({"separate-processes", "survives-worker-death"}),
+            capabilities=frozenset(capabilities),
             name="lithops",
         )
 
@@ -322,14 +373,20 @@ class LithopsExecutor(concurrent.futures.Executor):
         RuntimeError
             If the executor has been shut down.
         """
+        payloads = list(payloads)
         items = [{"payload": payload} for payload in payloads]
-        return self._run_job(functools.partial(_apply, fn), items)
+        return self._run_job(functools.partial(_remote.apply, fn), items, fn, payloads)
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
-        """Run ``fn(*args, **kwargs)`` as a one-call Lithops job."""
-        return self.submit_many(_call, [(fn, args, kwargs)])[0]
+        """Run ``fn(*args, **kwargs)`` as a one-call Lithops job.
+
+        The call travels as one cloudpickle of ``(fn, args, kwargs)``:
+        lambdas, closures and classes defined in ``__main__`` work.
+        """
+        blob = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._run_job(_remote.call, [{"blob": blob}], None, [blob])[0]
 
     def map(
         self,
@@ -365,32 +422,50 @@ class LithopsExecutor(concurrent.futures.Executor):
         return results()
 
     def _run_job(
-        self, func: Callable[..., T], items: list[dict[str, Any]]
-    ) -> list[concurrent.futures.Future[T]]:
+        self,
+        func: Callable[..., Any],
+        items: list[dict[str, Any]],
+        fn: Any,
+        payloads: Sequence[Any],
+    ) -> list[concurrent.futures.Future[Any]]:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if not items:
-                return []
+        if not items:
+            return []
+        job_kwargs = self._job_kwargs
+        if self._shipper is not None:
+            modules = self._shipper.modules_for(fn, payloads)
+            job_kwargs = {**job_kwargs, "include_modules": modules or None}
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
             # Submission holds the lock so that shutdown() sees every call.
-            lithops_futures = self._fexec.map(func, items, **self._job_kwargs)
+            lithops_futures = self._fexec.map(func, items, **job_kwargs)
             tracked = self._pool._track(lithops_futures)
             self._job_calls[lithops_futures[0].job_key] = list(lithops_futures)
             self._jobs += 1
             self._calls += len(items)
-            ours: list[concurrent.futures.Future[T]] = []
-            for inner in tracked:
-                outer: concurrent.futures.Future[T] = concurrent.futures.Future()
+            ours: list[concurrent.futures.Future[Any]] = []
+            for lf, inner in zip(lithops_futures, tracked, strict=True):
+                outer: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 outer.add_done_callback(functools.partial(self._on_cancel, inner))
                 self._inflight[inner] = outer
+                self._tracked[(lf.job_key, lf.call_id)] = inner
                 ours.append(outer)
         for inner in tracked:
             inner.add_done_callback(self._settle)
         return ours
 
+    def _preinstalled(self) -> list[str]:
+        """The top-level modules the Lithops runtime has (what Lithops never ships)."""
+        meta = self._fexec.invoker.select_runtime("modules", None)
+        return [name for name, _ in meta.get("preinstalls", [])]
+
     def _settle(self, inner: concurrent.futures.Future[Any]) -> None:
         with self._lock:
             outer = self._inflight.pop(inner, None)
+            self._untrack(inner)
         if outer is None:
             return
         try:
@@ -399,12 +474,47 @@ class LithopsExecutor(concurrent.futures.Executor):
                 outer.set_exception(cancelled)
                 return
             exc = inner.exception()
-            if exc is None:
-                outer.set_result(inner.result())
-            else:
+            if exc is not None:
                 outer.set_exception(_engine_failure(inner, exc))
+                return
+            outcome = inner.result()
+            if isinstance(outcome, bytes):
+                _kit.settle(outer, outcome)
+            else:
+                outer.set_exception(
+                    LithopsWorkerError(
+                        f"a Lithops call reported success without the outcome daskexec-lithops "
+                        f"sends back (got {type(outcome).__name__}); the executor still takes "
+                        f"work"
+                    )
+                )
         except concurrent.futures.InvalidStateError:  # pragma: no cover - settled twice
             pass
+
+    def _untrack(self, inner: concurrent.futures.Future[Any]) -> None:
+        lf = getattr(inner, "lithops_future", None)
+        if lf is not None:
+            self._tracked.pop((lf.job_key, lf.call_id), None)
+
+    def _lost(self, job_key: str, call_id: str, returncode: int | None) -> None:
+        """A localhost call's process died without reporting: fail its future now."""
+        with self._lock:
+            inner = self._tracked.get((job_key, call_id))
+        if inner is None:
+            return
+        how = "was killed" if returncode is None or returncode < 0 else "exited"
+        code = "" if returncode is None else f" (exit code {returncode})"
+        error = LithopsWorkerError(
+            f"Lithops call {call_id} of job {job_key} failed in the engine, not in the "
+            f"function: its worker process {how}{code} without reporting a result. Likely "
+            f"cause: a signal (SIGKILL, the out-of-memory killer) or a crash. The executor "
+            f"still takes work: retrying the call may succeed."
+        )
+        with contextlib.suppress(Exception):
+            # Lithops would otherwise watch for its status until the execution timeout
+            self._fexec.job_monitor.remove([inner.lithops_future])  # type: ignore[attr-defined]
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            inner.set_exception(error)
 
     def _on_cancel(
         self, inner: concurrent.futures.Future[Any], outer: concurrent.futures.Future[Any]
@@ -418,6 +528,11 @@ class LithopsExecutor(concurrent.futures.Executor):
             outer.set_running_or_notify_cancel()
         with self._lock:
             self._inflight.pop(inner, None)
+            self._untrack(inner)
+        lf = getattr(inner, "lithops_future", None)
+        if self._local is not None and lf is not None:
+            # on localhost, its process stops (or never starts): nothing waits for it
+            self._local.abandon(lf.job_key, lf.call_id)
         # Settled, the tracker forgets the call: shutdown() need not wait for it.
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             inner.set_exception(
@@ -443,7 +558,10 @@ class LithopsExecutor(concurrent.futures.Executor):
             abandoned = list(self._inflight.items()) if cancel_futures else []
             if self._releaser is None:
                 self._releaser = threading.Thread(
-                    target=self._release, name="daskexec-lithops-shutdown", daemon=True
+                    # not a daemon: a script that exits right after shutdown(wait=False)
+                    # still stops the calls and deletes their data, as it exits
+                    target=self._release,
+                    name="daskexec-lithops-shutdown",
                 )
                 self._releaser.start()
             releaser = self._releaser
@@ -452,6 +570,17 @@ class LithopsExecutor(concurrent.futures.Executor):
         if wait:
             releaser.join()
 
+    def terminate_workers(self) -> None:
+        """Stop taking work and stop every call in flight now; their futures are cancelled.
+
+        On localhost the calls' processes are killed, or never start.  A cloud
+        function already running cannot be recalled: it is abandoned (its
+        result is dropped) and runs to its end.  Safe to call several times,
+        and after :meth:`shutdown`; what :meth:`shutdown` does besides
+        (deleting the jobs' data, stopping Lithops) happens in the background.
+        """
+        self.shutdown(wait=False, cancel_futures=True)
+
     def _release(self) -> None:
         # Waits for the tracked calls (each one ends: it finishes, fails, is
         # timed out by Lithops, or was abandoned above), then stops the
@@ -459,6 +588,8 @@ class LithopsExecutor(concurrent.futures.Executor):
         # goes next (killing local worker processes of abandoned calls), so
         # that nothing writes to storage once it is cleaned.
         self._pool.shutdown(wait=True)
+        if self._local is not None:
+            self._local.close()
         try:
             self._fexec.__exit__(None, None, None)
         except Exception:
@@ -470,28 +601,47 @@ class LithopsExecutor(concurrent.futures.Executor):
                 logger.warning("could not delete the Lithops job data", exc_info=True)
 
     def __daskexec_compute_done__(self) -> None:
-        """Delete the storage of every job whose calls have all reported back.
+        """Delete the storage of every job whose calls will all write nothing more.
 
         The scheduler calls this when a compute returns, fails or is
         interrupted, so that a long-lived executor does not pile up job data.
+        A call abandoned while still running elsewhere than on localhost
+        keeps its job's data until a later compute ends or :meth:`shutdown`.
         """
-        if not self._clean_data:
-            return
         with self._lock:
-            # a call ends when its status is in storage, not when its future was
-            # abandoned (a cancelled call's process may still be writing)
-            ended = [
-                k
-                for k, fs in self._job_calls.items()
-                if all(f.ready or f.success or f.done for f in fs)
+            jobs = list(self._job_calls.items())
+        if self._local is not None and self._clean_data:
+            # A call that reported back is over once its process has exited
+            # and Lithops has removed its task file: a few milliseconds.
+            finishing = [
+                (lf.job_key, lf.call_id)
+                for _, fs in jobs
+                for lf in fs
+                if lf.ready or lf.success or lf.done
             ]
+            self._local.wait_over(finishing, timeout=5.0)
+        ended = [key for key, fs in jobs if all(map(self._call_over, fs))]
+        with self._lock:
             for key in ended:
-                del self._job_calls[key]
+                self._job_calls.pop(key, None)
         for key in ended:
-            try:
-                self._clean_job(key)
-            except Exception:
-                logger.warning("could not delete the data of Lithops job %s", key, exc_info=True)
+            if self._clean_data:
+                try:
+                    self._clean_job(key)
+                except Exception:
+                    logger.warning(
+                        "could not delete the data of Lithops job %s", key, exc_info=True
+                    )
+            if self._local is not None:
+                self._local.forget(key)
+
+    def _call_over(self, lf: Any) -> bool:
+        """Whether a call will write nothing more (its files may be deleted)."""
+        if self._local is not None:
+            # on localhost: its process is gone and Lithops has removed its task file
+            return self._local.over(lf.job_key, lf.call_id)
+        # elsewhere: its status is in storage
+        return bool(lf.ready or lf.success or lf.done)
 
     def _clean_job(self, job_key: str) -> None:
         storage = self._fexec.storage
@@ -501,6 +651,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             storage.delete_objects(bucket, keys)
         if self._backend == "localhost":
             shutil.rmtree(os.path.join(JOBS_DIR, job_key), ignore_errors=True)
+            shutil.rmtree(os.path.join(MODULES_DIR, job_key), ignore_errors=True)
 
     def _clean_storage(self) -> None:
         """Delete everything this executor's jobs wrote: functions, data, results, statuses."""
@@ -514,8 +665,9 @@ class LithopsExecutor(concurrent.futures.Executor):
             if keys:
                 storage.delete_objects(bucket, keys)
         if self._backend == "localhost":
-            for path in glob.glob(os.path.join(JOBS_DIR, glob.escape(executor_id) + "-*")):
-                shutil.rmtree(path, ignore_errors=True)
+            for folder in (JOBS_DIR, MODULES_DIR):
+                for path in glob.glob(os.path.join(folder, glob.escape(executor_id) + "-*")):
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def _engine_failure(inner: concurrent.futures.Future[Any], exc: BaseException) -> BaseException:
