@@ -35,6 +35,7 @@ driver left behind.
 from __future__ import annotations
 
 import contextlib
+import copy
 import mmap
 import os
 import pickle
@@ -197,10 +198,11 @@ def writable(value: Any) -> Any:
         main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     except Exception:
         return value
-    raws = [b.raw() for b in buffers]
-    if not any(r.readonly for r in raws):
+    del main
+    if not any(b.raw().readonly for b in buffers):
         return value
-    return pickle.loads(main, buffers=[bytearray(r) for r in raws])
+    # the pickle stream marks read-only buffers as such: copy the objects instead
+    return copy.deepcopy(value)
 
 
 # -- shared memory -----------------------------------------------------------------
