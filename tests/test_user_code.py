@@ -312,11 +312,17 @@ def test_sigint_with_an_owned_executor_returns_at_once(no_leaks: None) -> None:
     import signal
 
     s = daskexec.ExecutorScheduler()
+    # Ctrl-C as in a terminal (a background job, as CI may be, starts with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     start = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        dask.compute(delayed(sleep_then)(1, 6.0), scheduler=s)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            dask.compute(delayed(sleep_then)(1, 6.0), scheduler=s)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     elapsed = time.monotonic() - start
     assert elapsed < 3, f"Ctrl-C took {elapsed:.1f}s"
 
