@@ -60,9 +60,10 @@ Errors
     ``max_retries``, default 3, as Ray's default) and rebuilds lost outputs
     from their lineage, which only Ray can do; so the scheduler's own
     retries see a loss only once Ray gives up.  ``Future.cancel()`` marks
-    the future cancelled and force-cancels the Ray task, queued or running
-    (``ray.cancel(ref, force=True)``, which ends a running task's worker
-    process; Ray starts a new one on demand).
+    the future cancelled and cancels the Ray task, queued or running: an
+    interrupt first, and after a grace period ``ray.cancel(ref, force=True)``,
+    which ends a running task's worker process (Ray starts a new one on
+    demand).
 
 References
     ``RayExecutor.__daskexec_engine__().references`` implements
@@ -248,6 +249,33 @@ _remote_call = ray.remote(_call)
 _remote_item = ray.remote(_run_item)
 
 
+#: Seconds a cancelled task has to stop on its own before its worker is killed.
+_CANCEL_GRACE = 2.0
+
+
+def _cancel(ref: ray.ObjectRef[Any]) -> None:
+    """Stop a task, queued or running: politely first, then by killing its worker.
+
+    ``ray.cancel(force=False)`` drops a queued task and interrupts a running
+    one (``KeyboardInterrupt``); only a task still running after
+    :data:`_CANCEL_GRACE` is force-cancelled.  Ray 2.60 can abort the driver
+    when a force-cancel races with the task's completion ("Tried to complete
+    task that was not pending"), so force is kept for tasks that ignore the
+    interrupt.
+    """
+    with contextlib.suppress(Exception):
+        ray.cancel(ref, force=False)
+
+    def force() -> None:
+        with contextlib.suppress(Exception):
+            if ray.is_initialized() and not ray.wait([ref], timeout=0)[0]:
+                ray.cancel(ref, force=True)
+
+    timer = threading.Timer(_CANCEL_GRACE, force)
+    timer.daemon = True
+    timer.start()
+
+
 class RayEngineError(concurrent.futures.BrokenExecutor):
     """Ray lost a task: its worker process or node died, or its result was lost.
 
@@ -300,8 +328,7 @@ class _RayFuture(Future[Any]):
         # callback: a Ray call would start a new instance), or the task
         # already finished: nothing to stop
         if ray.is_initialized():
-            with contextlib.suppress(Exception):
-                ray.cancel(self.object_ref, force=True)
+            _cancel(self.object_ref)
         return True
 
     def _settle_from(self, inner: Future[Any]) -> None:
