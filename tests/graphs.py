@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from dask import delayed
+from dask.callbacks import Callback
 
 
 def inc(x: int) -> int:
@@ -80,3 +81,17 @@ def tree_sum(n: int) -> Any:
 
 def tree_sum_expected(n: int) -> int:
     return sum(range(1, n + 1))
+
+
+class Interrupt(Callback):
+    """Raises KeyboardInterrupt in the driver after ``after`` tasks have finished (Ctrl-C)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self.seen = 0
+
+    def _posttask(self, *args: Any) -> None:
+        self.seen += 1
+        if self.seen == self.after:
+            raise KeyboardInterrupt

@@ -9,10 +9,9 @@ from typing import Any
 import dask
 import pytest
 from dask import delayed
-from dask.callbacks import Callback
 
 import daskexec
-from graphs import fail, inc, slow_inc, slow_inc_or_fail_fourth
+from graphs import Interrupt, fail, inc, slow_inc, slow_inc_or_fail_fourth
 
 
 def test_task_exception_keeps_type_message_key_and_traceback(
@@ -72,23 +71,11 @@ def test_named_backend_executor_is_shut_down(backend: str, no_leaks: None) -> No
         delayed(fail)(1).compute(scheduler=s)
 
 
-class _Interrupt(Callback):
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after = after
-        self.seen = 0
-
-    def _posttask(self, *args: Any) -> None:
-        self.seen += 1
-        if self.seen == self.after:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.backend("threads")
 def test_keyboard_interrupt_shuts_down_own_executor(no_leaks: None) -> None:
     s = daskexec.ExecutorScheduler(pack_size=1)
     tasks = [delayed(slow_inc)(i, 0.05) for i in range(40)]
-    with _Interrupt(after=3), pytest.raises(KeyboardInterrupt):
+    with Interrupt(after=3), pytest.raises(KeyboardInterrupt):
         dask.compute(*tasks, scheduler=s)
 
 
@@ -97,7 +84,7 @@ def test_keyboard_interrupt_leaves_user_executor_usable(
 ) -> None:
     s = daskexec.ExecutorScheduler(executor, pack_size=1)
     tasks = [delayed(slow_inc)(i, 0.05) for i in range(20)]
-    with _Interrupt(after=2), pytest.raises(KeyboardInterrupt):
+    with Interrupt(after=2), pytest.raises(KeyboardInterrupt):
         dask.compute(*tasks, scheduler=s)
     assert delayed(inc)(1).compute(scheduler=s) == 2
 

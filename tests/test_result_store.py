@@ -17,9 +17,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import pytest
-from dask.callbacks import Callback
 
 import daskexec
+from graphs import Interrupt
 
 #: Bytes a task may move through the driver beyond the outputs: its pickled
 #: work item (functions travel once per batch) and its handles.
@@ -117,21 +117,9 @@ def test_store_is_empty_after_a_task_error(spy: StoreSpy) -> None:
     assert spy.stores and not spy.left(), spy.left()
 
 
-class _Interrupt(Callback):
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after = after
-        self.seen = 0
-
-    def _posttask(self, *args: Any) -> None:
-        self.seen += 1
-        if self.seen == self.after:
-            raise KeyboardInterrupt
-
-
 def test_store_is_empty_after_an_interrupt(spy: StoreSpy) -> None:
     s = daskexec.ExecutorScheduler(spy, pack_size=1)
-    with _Interrupt(after=3), pytest.raises(KeyboardInterrupt):
+    with Interrupt(after=3), pytest.raises(KeyboardInterrupt):
         (stack() * 2).sum(axis=0).compute(scheduler=s)
     assert spy.stores and not spy.left(), spy.left()
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from daskexec import _serialize
 from daskexec._worker import ItemResult, WorkItem
 from daskexec.errors import SerializationError
+from daskexec.stats import ComputeStats
 
 
 def batch_senders(
@@ -100,6 +101,28 @@ def encode(
         ) from exc
 
 
+def encode_batch(
+    items: Sequence[tuple[WorkItem, list[Hashable]]], name: str, stats: ComputeStats
+) -> tuple[bytes, list[bytes]]:
+    """The batch's shared function table and each item's pickle, counted as bytes sent.
+
+    The table travels with every item of the batch.
+    """
+    encoder = _serialize.BatchEncoder()
+    blobs = [encode(encoder, item, keys, name) for item, keys in items]
+    shared = encoder.shared()
+    stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
+    return shared, blobs
+
+
+def receive_outcome(
+    outcome: bytes, keys: list[Hashable], name: str, stats: ComputeStats
+) -> ItemResult:
+    """Unpickle a worker's outcome, counted as bytes received."""
+    stats.bytes_received += len(outcome)
+    return as_result(decode(outcome, keys, name))
+
+
 def decode(outcome: bytes, keys: list[Hashable], name: str) -> Any:
     """Unpickle what a worker sent back; an error names the item's tasks."""
     try:
@@ -121,3 +144,18 @@ def shown(keys: list[Hashable]) -> str:
 def as_result(value: Any) -> ItemResult:
     assert isinstance(value, ItemResult), type(value)
     return value
+
+
+class HandlesAreValues:
+    """For transports whose handles are the values themselves: nothing to fetch or delete."""
+
+    remote = False
+
+    def fetch(self, handles: Sequence[Any]) -> list[Any]:
+        return list(handles)
+
+    def release(self, handles: Sequence[Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

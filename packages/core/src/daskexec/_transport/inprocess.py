@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from daskexec._transport import Items, Sender
-from daskexec._transport._submit import as_result, batch_senders
+from daskexec._transport._submit import HandlesAreValues, as_result, batch_senders
 from daskexec._worker import ItemResult, run_local_item
 from daskexec.engine import EngineInfo
 
 
-class InProcess:
+class InProcess(HandlesAreValues):
     """Items go to the executor as they are; a handle is the value itself."""
-
-    remote = False
 
     def __init__(
         self, executor: concurrent.futures.Executor, info: EngineInfo, cancel: threading.Event
@@ -38,12 +36,3 @@ class InProcess:
     ) -> tuple[ItemResult, list[Any]]:
         result = as_result(outcome)
         return result, result.values or []
-
-    def fetch(self, handles: Sequence[Any]) -> list[Any]:
-        return list(handles)
-
-    def release(self, handles: Sequence[Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

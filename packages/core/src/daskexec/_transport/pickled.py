@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import Any
 
-from daskexec import _serialize
 from daskexec._transport import Items, Sender
-from daskexec._transport._submit import as_result, batch_senders, decode, encode
+from daskexec._transport._submit import (
+    HandlesAreValues,
+    batch_senders,
+    encode_batch,
+    receive_outcome,
+)
 from daskexec._worker import ItemResult, run_encoded_item
 from daskexec.engine import EngineInfo
 from daskexec.stats import ComputeStats
 
 
-class Pickled:
+class Pickled(HandlesAreValues):
     """A handle is the value: every result comes back to the driver and goes out again."""
-
-    remote = False
 
     def __init__(
         self,
@@ -34,25 +36,12 @@ class Pickled:
     def senders(
         self, items: Items, inputs: list[list[Any]], options: Mapping[str, Any]
     ) -> list[Sender]:
-        encoder = _serialize.BatchEncoder()
-        blobs = [encode(encoder, item, keys, self.info.name) for item, keys in items]
-        shared = encoder.shared()
-        self.stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
+        shared, blobs = encode_batch(items, self.info.name, self.stats)
         payloads = [(self.token, shared, blob) for blob in blobs]
         return batch_senders(self.executor, self.info.name, run_encoded_item, payloads)
 
     def receive(
         self, outcome: Any, refs: list[Any], keys: list[Hashable]
     ) -> tuple[ItemResult, list[Any]]:
-        self.stats.bytes_received += len(outcome)
-        result = as_result(decode(outcome, keys, self.info.name))
+        result = receive_outcome(outcome, keys, self.info.name, self.stats)
         return result, result.values or []
-
-    def fetch(self, handles: Sequence[Any]) -> list[Any]:
-        return list(handles)
-
-    def release(self, handles: Sequence[Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from daskexec import _serialize, _store
+from daskexec import _store
 from daskexec._transport import Items, Sender
-from daskexec._transport._submit import as_result, decode, encode
+from daskexec._transport._submit import encode_batch, receive_outcome
 from daskexec._worker import ItemResult, run_reference_item
 from daskexec.engine import EngineInfo
 from daskexec.stats import ComputeStats
@@ -32,10 +32,7 @@ class Referenced:
     def senders(
         self, items: Items, inputs: list[list[Any]], options: Mapping[str, Any]
     ) -> list[Sender]:
-        encoder = _serialize.BatchEncoder()
-        blobs = [encode(encoder, item, keys, self.info.name) for item, keys in items]
-        shared = encoder.shared()
-        self.stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
+        shared, blobs = encode_batch(items, self.info.name, self.stats)
         refs = self.refs
 
         def sender(blob: bytes, handles: list[Any], n: int) -> Sender:
@@ -51,8 +48,7 @@ class Referenced:
     def receive(
         self, outcome: Any, refs: list[Any], keys: list[Hashable]
     ) -> tuple[ItemResult, list[Any]]:
-        self.stats.bytes_received += len(outcome)
-        return as_result(decode(outcome, keys, self.info.name)), refs
+        return receive_outcome(outcome, keys, self.info.name, self.stats), refs
 
     def fetch(self, handles: Sequence[Any]) -> list[Any]:
         # the engine hands out zero-copy, read-only views of its store

@@ -6,9 +6,9 @@ import concurrent.futures
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from daskexec import _serialize, _store
+from daskexec import _store
 from daskexec._transport import Items, Sender
-from daskexec._transport._submit import as_result, batch_senders, decode, encode
+from daskexec._transport._submit import batch_senders, encode_batch, receive_outcome
 from daskexec._worker import ItemResult, run_stored_item
 from daskexec.engine import EngineInfo
 from daskexec.stats import ComputeStats
@@ -43,11 +43,11 @@ class Stored:
     def senders(
         self, items: Items, inputs: list[list[Any]], options: Mapping[str, Any]
     ) -> list[Sender]:
-        encoder = _serialize.BatchEncoder()
-        blobs = [encode(encoder, item, keys, self.info.name) for item, keys in items]
-        shared = encoder.shared()
-        inline = sum(h.nbytes for hs in inputs for h in hs if isinstance(h, _store.Inline))
-        self.stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs)) + inline
+        shared, blobs = encode_batch(items, self.info.name, self.stats)
+        # small inputs travel inside their handles
+        self.stats.bytes_sent += sum(
+            h.nbytes for hs in inputs for h in hs if isinstance(h, _store.Inline)
+        )
         payloads = [
             (self.token, shared, blob, self.client, handles, _store.INLINE_BELOW)
             for blob, handles in zip(blobs, inputs, strict=False)
@@ -57,8 +57,7 @@ class Stored:
     def receive(
         self, outcome: Any, refs: list[Any], keys: list[Hashable]
     ) -> tuple[ItemResult, list[Any]]:
-        self.stats.bytes_received += len(outcome)
-        result = as_result(decode(outcome, keys, self.info.name))
+        result = receive_outcome(outcome, keys, self.info.name, self.stats)
         handles = result.values or []
         for h in handles:
             if isinstance(h, _store.Stored):
