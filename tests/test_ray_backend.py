@@ -410,10 +410,11 @@ def _our_references() -> dict[bytes, Any]:
 
 
 def test_no_object_stays_pinned_after_a_compute(executor: Any) -> None:
-    """After success and after a task error, the driver holds no Ray object of the compute."""
+    """After success, a task error and Ctrl-C, the driver holds no Ray object of the compute."""
     import dask.array as da
 
     import daskexec
+    from graphs import Interrupt
 
     before = set(_our_references())
     s = daskexec.ExecutorScheduler(executor)
@@ -427,6 +428,8 @@ def test_no_object_stays_pinned_after_a_compute(executor: Any) -> None:
 
     with pytest.raises(ZeroDivisionError):
         x.map_blocks(boom, meta=x._meta).sum().compute(scheduler=s)
+    with Interrupt(after=3), pytest.raises(KeyboardInterrupt):
+        (x * 2).sum(axis=0).compute(scheduler=daskexec.ExecutorScheduler(executor, pack_size=1))
     deadline = time.monotonic() + 30
     while True:
         left = {k: v for k, v in _our_references().items() if k not in before}

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dask._task_spec import GraphNode
+from dask.sizeof import sizeof
 from dask.utils import shorten_traceback
 
 from daskexec import _serialize
@@ -78,6 +79,8 @@ class ItemResult:
     tasks_run: int
     #: after a failure: the exports of the tasks that ran before it (for callbacks)
     partial: dict[Any, Any] | None = None
+    #: for outputs kept by a reference engine: their sizes (``dask.sizeof``)
+    sizes: list[int] | None = None
 
 
 class Cancelled(Exception):
@@ -168,6 +171,8 @@ def run_reference_item(
     result.values = None
     if values is None:
         values = [None] * len(item.exports)
+    else:
+        result.sizes = [_sizeof(v) for v in values]
     return _dump_result(result, item), values
 
 
@@ -204,6 +209,13 @@ def run_stored_item(
             return _serialize.dumps(ItemResult(None, failure, result.seconds, result.tasks_run))
     result.values = out
     return _serialize.dumps(result)
+
+
+def _sizeof(value: Any) -> int:
+    try:
+        return int(sizeof(value))
+    except Exception:
+        return 0
 
 
 def _load(payload: tuple[str, bytes, bytes]) -> WorkItem | ItemResult:

@@ -17,7 +17,9 @@ class Referenced:
     """Items run through the engine's :class:`~daskexec.engine.ReferenceEngine`.
 
     The engine resolves input references where the item runs and keeps its
-    outputs; only the item's status comes back at once.
+    outputs; only the item's status comes back at once, with the outputs'
+    sizes (``dask.sizeof``), which count the bytes held in the engine's store
+    and those fetched into the driver.
     """
 
     remote = True
@@ -28,6 +30,8 @@ class Referenced:
         self.info = info
         self.token = token
         self.stats = stats
+        self.sizes: dict[int, int] = {}  # id(handle) -> its value's size
+        self.held = 0
 
     def senders(
         self, items: Items, inputs: list[list[Any]], options: Mapping[str, Any]
@@ -48,13 +52,21 @@ class Referenced:
     def receive(
         self, outcome: Any, refs: list[Any], keys: list[Hashable]
     ) -> tuple[ItemResult, list[Any]]:
-        return receive_outcome(outcome, keys, self.info.name, self.stats), refs
+        result = receive_outcome(outcome, keys, self.info.name, self.stats)
+        for ref, size in zip(refs, result.sizes or (), strict=False):
+            self.sizes[id(ref)] = size
+            self.held += size
+        self.stats.store_peak_bytes = max(self.stats.store_peak_bytes, self.held)
+        return result, refs
 
     def fetch(self, handles: Sequence[Any]) -> list[Any]:
+        self.stats.bytes_received += sum(self.sizes.get(id(h), 0) for h in handles)
         # the engine hands out zero-copy, read-only views of its store
         return [_store.writable(v) for v in self.refs.fetch(handles)]
 
     def release(self, handles: Sequence[Any]) -> None:
+        for h in handles:
+            self.held -= self.sizes.pop(id(h), 0)
         self.refs.release(handles)
 
     def close(self) -> None:
