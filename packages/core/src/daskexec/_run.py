@@ -52,6 +52,7 @@ from dask.utils import key_split
 
 from daskexec import _failures, _packing
 from daskexec._graph import Graph, is_bookkeeping, is_finalize
+from daskexec._inlining import inline_getters
 from daskexec._transport import Sender, choose
 from daskexec._worker import Cancelled, TaskFailure, WorkItem
 from daskexec.engine import EngineInfo
@@ -111,6 +112,8 @@ class Run:
         self.cancel = threading.Event()
         self.transport = choose(executor, info, self.token, self.cancel, stats)
         self.remote = self.transport.remote
+        if self.transport.inline_getters:
+            self.g = graph = inline_getters(graph)
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
 

@@ -42,6 +42,7 @@ import pickle
 import shutil
 import struct
 import tempfile
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,6 +132,10 @@ class ResultStore(Protocol):
     def close(self) -> None:
         """Delete everything this compute stored (also what workers wrote and lost track of)."""
         ...
+
+    # Optional: ``mapped = True`` when workers map values into memory rather
+    # than transfer them, so that reading a whole value costs no more than a
+    # slice of it (the scheduler then runs slicing tasks inside their consumers).
 
 
 # -- format --------------------------------------------------------------------
@@ -289,6 +294,10 @@ class SharedMemoryStore:
         do not fit in ``/dev/shm`` go there too).
     """
 
+    #: Readers map values instead of copying them: reading a whole value costs
+    #: no more than reading part of it.
+    mapped = True
+
     def __init__(self, token: str) -> None:
         name = f"{_PREFIX}{os.getpid()}-{token}"
         tmp = tempfile.gettempdir()
@@ -299,6 +308,13 @@ class SharedMemoryStore:
         os.makedirs(self.directory, exist_ok=True)
         os.makedirs(self.fallback, exist_ok=True)
         self._client = _FileClient(self.directory, self.fallback)
+        # Freeing a large file's pages takes milliseconds: a thread of its own
+        # unlinks released values, so that the scheduler's loop does not wait.
+        self._doomed: list[str] = []
+        self._unlinking = 0  # files taken by the deleter, not yet unlinked
+        self._wake = threading.Condition()
+        self._closed = False
+        self._deleter: threading.Thread | None = None
 
     @property
     def client(self) -> StoreClient:
@@ -311,11 +327,38 @@ class SharedMemoryStore:
         return data
 
     def delete(self, locations: Sequence[str]) -> None:
-        for location in locations:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(location)
+        with self._wake:
+            if self._closed:
+                return
+            self._doomed.extend(locations)
+            if self._deleter is None:
+                self._deleter = threading.Thread(
+                    target=self._delete_forever, name="daskexec-store-delete", daemon=True
+                )
+                self._deleter.start()
+            self._wake.notify_all()
+
+    def _delete_forever(self) -> None:
+        while True:
+            with self._wake:
+                while not self._doomed and not self._closed:
+                    self._wake.wait()
+                batch, self._doomed = self._doomed, []
+                self._unlinking = len(batch)
+                closed = self._closed
+            for location in batch:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(location)
+            with self._wake:
+                self._unlinking = 0
+                self._wake.notify_all()
+            if closed:
+                return
 
     def locations(self) -> list[str]:
+        with self._wake:  # what was deleted is gone first
+            while (self._doomed or self._unlinking) and not self._closed:
+                self._wake.wait()
         found: list[str] = []
         for folder in (self.directory, self.fallback):
             with contextlib.suppress(FileNotFoundError):
@@ -323,6 +366,12 @@ class SharedMemoryStore:
         return sorted(found)
 
     def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+            deleter = self._deleter
+        if deleter is not None:
+            deleter.join()
         for folder in (self.directory, self.fallback):
             shutil.rmtree(folder, ignore_errors=True)
 

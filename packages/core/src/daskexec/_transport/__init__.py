@@ -45,6 +45,9 @@ class Transport(Protocol):
 
     #: Whether handles are references to values kept outside the driver.
     remote: bool
+    #: Whether a consumer reads a whole input as cheaply as a slice of it, so
+    #: that slicing tasks should run inside their consumer (``_inlining``).
+    inline_getters: bool
 
     def senders(
         self, items: Items, inputs: list[list[Any]], options: Mapping[str, Any]

@@ -150,6 +150,7 @@ class HandlesAreValues:
     """For transports whose handles are the values themselves: nothing to fetch or delete."""
 
     remote = False
+    inline_getters = False
 
     def fetch(self, handles: Sequence[Any]) -> list[Any]:
         return list(handles)

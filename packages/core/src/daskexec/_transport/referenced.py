@@ -23,6 +23,7 @@ class Referenced:
     """
 
     remote = True
+    inline_getters = False
 
     def __init__(self, info: EngineInfo, token: str, stats: ComputeStats) -> None:
         assert info.references is not None

@@ -38,6 +38,9 @@ class Stored:
         self.stats = stats
         self.store = info.store(token)
         self.client = self.store.client
+        # a store that maps values into the reader's memory reads a whole block
+        # as cheaply as a slice of it (see ``_inlining``)
+        self.inline_getters = bool(getattr(self.store, "mapped", False))
         self.held = 0  # bytes in the store that the driver holds handles to
 
     def senders(
