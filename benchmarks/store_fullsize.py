@@ -6,7 +6,7 @@ with the bytes that crossed the driver shown.  No Dask anchors (at 3.2 GB
 they take most of ``python -m benchmarks``' time); median of 3 after a
 warm-up, runners taking turns::
 
-    python benchmarks/store_fullsize.py
+    python -m benchmarks.store_fullsize
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import dask.array as da
 
 import daskexec
+from benchmarks.measure import peak_memory
 
 
 def rechunk() -> Any:
@@ -55,6 +56,12 @@ def main() -> None:
                     times[label].append(time.perf_counter() - start)
                     assert s.last_stats is not None
                     stats[label] = s.last_stats
+            peaks = {
+                label: peak_memory(
+                    lambda ex=ex: make().compute(scheduler=daskexec.ExecutorScheduler(ex))
+                )
+                for label, ex in runners
+            }
             base = statistics.median(times["threads"])
             for label, _ in runners:
                 median = statistics.median(times[label])
@@ -63,7 +70,8 @@ def main() -> None:
                     f"{name:10s} {label:10s} {median:7.2f}s {median / base:5.2f}x threads  "
                     f"driver out {st.bytes_sent / 2**20:.1f} MiB, back "
                     f"{st.bytes_received / 2**20:.2f} MiB, store peak "
-                    f"{st.store_peak_bytes / 2**20:.0f} MiB",
+                    f"{st.store_peak_bytes / 2**20:.0f} MiB, driver peak "
+                    f"{peaks[label] / 2**20:.0f} MiB",
                     flush=True,
                 )
 
