@@ -58,7 +58,9 @@ def main() -> None:
                     stats[label] = s.last_stats
             peaks = {
                 label: peak_memory(
-                    lambda ex=ex: make().compute(scheduler=daskexec.ExecutorScheduler(ex))
+                    lambda ex=ex, make=make: make().compute(
+                        scheduler=daskexec.ExecutorScheduler(ex)
+                    )
                 )
                 for label, ex in runners
             }

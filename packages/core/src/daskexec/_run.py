@@ -200,6 +200,13 @@ class Run:
                 groups[key] = grp
                 self.group_left[grp] = self.group_left.get(grp, 0) + 1
         self.groups = groups
+        self.group_size = dict(self.group_left)
+        # siblings feeding one consumer go out together (see _packing.family_sizes)
+        self.family = (
+            _packing.family_sizes(groups, self.g.dependents, self.g.dependencies)
+            if self.info.out_of_process and self.settings.pack_size is None
+            else {}
+        )
         start = [k for k, n in self.missing.items() if n == 0 and self.status[k] == WAITING]
         start.sort(key=self.g.priority.__getitem__)
         self._make_ready(start)
@@ -418,6 +425,9 @@ class Run:
             self.task_time.get(grp),
             typical,
         )
+        family = self.family.get(grp, 1)
+        if family > p and self._families_to_spare(grp, family):
+            p = family
         ntasks = min(ntasks, p * slots)
         if p == 1 and rival is not None:
             members = [heapq.heappop(heap)[1]]
@@ -439,6 +449,10 @@ class Run:
         )
         items = [self._build_item(members[i : i + p], fan_out) for i in range(0, ntasks, p)]
         self._submit(grp, items)
+
+    def _families_to_spare(self, grp: Hashable, family: int) -> bool:
+        """Whether ``grp``'s sibling families are many enough to keep every worker busy."""
+        return self.group_size[grp] // family >= 2 * self.info.workers
 
     def _can_join(self, key: Hashable) -> bool:
         return self.status[key] == WAITING and key not in self.local
