@@ -206,6 +206,12 @@ class LithopsResultStore:
 class ResultStores:
     """The result stores of one executor: one per compute, and what they leave behind.
 
+    A call abandoned while it runs (its compute failed; in the cloud it cannot
+    be recalled) may write to its compute's store after the store was closed.
+    The executor calls :meth:`tidy` once no call of its can write any more,
+    and :meth:`close` at shutdown; each lists this driver's stores once and
+    deletes what lies under the prefixes concerned.
+
     Parameters
     ----------
     storage
@@ -220,8 +226,8 @@ class ResultStores:
         self._config = json.dumps(storage.get_storage_config(), sort_keys=True)
         self._lock = threading.Lock()
         self._swept = False
-        self._open: dict[str, LithopsResultStore] = {}  # prefix -> the store of a running compute
-        self._closed: set[str] = set()  # prefixes a call abandoned while running may write to
+        self._opened: set[str] = set()  # the prefix of every store this executor opened
+        self._closed: set[str] = set()  # ... of stores closed since the last tidy()
 
     def open(self, token: str) -> LithopsResultStore:
         """The store of a new compute named ``token`` (the ``EngineInfo.store`` factory)."""
@@ -232,35 +238,45 @@ class ResultStores:
                 sweep_stale(self._storage, self._bucket)
             except Exception:
                 logger.warning("could not delete stale stored results", exc_info=True)
-        prefix = f"{host_prefix()}{os.getpid()}-{token}/"
-        store = LithopsResultStore(
+        prefix = f"{_driver_prefix()}{token}/"
+        with self._lock:
+            self._opened.add(prefix)
+        return LithopsResultStore(
             self._storage, self._config, self._bucket, prefix, on_close=self._closing
         )
-        with self._lock:
-            self._open[prefix] = store
-        return store
 
     def _closing(self, prefix: str) -> None:
         with self._lock:
-            self._open.pop(prefix, None)
             self._closed.add(prefix)
 
     def tidy(self) -> None:
-        """Delete again what closed stores hold: call when no call of theirs can still write."""
+        """Delete what closed stores hold now: call when no call of theirs can still write."""
         with self._lock:
             prefixes, self._closed = self._closed, set()
         self._delete(prefixes)
 
     def close(self) -> None:
-        """Delete everything every store of this executor holds (at shutdown)."""
+        """Delete everything any store of this executor holds (at shutdown)."""
         with self._lock:
-            prefixes = self._closed | set(self._open)
+            prefixes = set(self._opened)
             self._closed = set()
         self._delete(prefixes)
 
     def _delete(self, prefixes: set[str]) -> None:
-        for prefix in sorted(prefixes):
-            try:
-                _delete_prefix(self._storage, self._bucket, prefix)
-            except Exception:
-                logger.warning("could not delete the stored results %s", prefix, exc_info=True)
+        if not prefixes:
+            return
+        try:
+            keys = [
+                key
+                for key in self._storage.list_keys(self._bucket, _driver_prefix())
+                if key[: key.find("/", len(_driver_prefix())) + 1] in prefixes
+            ]
+            if keys:
+                self._storage.delete_objects(self._bucket, keys)
+        except Exception:
+            logger.warning("could not delete stored results", exc_info=True)
+
+
+def _driver_prefix() -> str:
+    """Where the stores of this driver process live: each under ``<this><token>/``."""
+    return f"{host_prefix()}{os.getpid()}-"
