@@ -94,8 +94,12 @@ def measure_lithops_anchor(collection: Any) -> Measured:
     import lithops.concurrent.futures as lithops_cf
 
     # The localhost runtime defaults to whichever ``python`` is on PATH; the
-    # calls need this interpreter, which has Dask.
-    executor = lithops_cf.LocalhostExecutor(runtime=sys.executable, log_level=None)
+    # calls need this interpreter, which has Dask.  Lithops refuses a job
+    # whose data exceeds 4 MiB (one task given two 8 MB chunks) unless told
+    # otherwise: daskexec-lithops lifts that limit too.
+    executor = lithops_cf.LocalhostExecutor(
+        config={"lithops": {"data_limit": False}}, runtime=sys.executable, log_level=None
+    )
     try:
         start = time.perf_counter()
         dask.compute(collection, scheduler=executor)
