@@ -519,3 +519,141 @@ def test_script_exiting_right_after_shutdown_leaves_nothing(executor: Any, tmp_p
     eid = done.stdout.split()[0]
     assert _leftovers(executor, eid) == []
     assert _ends(int(pid_file.read_text()), 10), "the abandoned call's process runs on"
+
+
+# -- the result store ---------------------------------------------------------------
+
+
+def _ramp(n: int) -> Any:
+    import numpy as np
+
+    return np.arange(n, dtype=float)
+
+
+def _total(a: Any) -> float:
+    return float(a.sum())
+
+
+def _round_trip_in_a_call(client: Any, data: bytes) -> tuple[bool, int, bool]:
+    """In a Lithops call: write and read back twice; was one Storage built and kept?"""
+    from daskexec_lithops import _store
+
+    first = client.write([memoryview(data)])
+    storage = _store._STORAGES.get(client.config)
+    second = client.write([memoryview(data[:10]), memoryview(data[10:])])
+    same = bytes(client.read(first)) == data == bytes(client.read(second))
+    kept = storage is not None and _store._STORAGES[client.config] is storage
+    return same, len(_store._STORAGES), kept
+
+
+def _mine(executor: Any) -> list[str]:
+    """The stored results of this driver's computes in the executor's bucket."""
+    from daskexec_lithops._store import host_prefix
+
+    fexec = executor.lithops_executor
+    bucket = fexec.internal_storage.bucket
+    return list(fexec.storage.list_keys(bucket, f"{host_prefix()}{os.getpid()}-"))
+
+
+def test_results_stay_in_lithops_storage_and_are_deleted(executor: Any, engine: Any) -> None:
+    import dask
+    from dask import delayed
+
+    import daskexec
+    from daskexec_lithops._store import LithopsStoreClient
+
+    assert {"result-store", "results-stay-remote"} <= engine.capabilities
+    s = daskexec.ExecutorScheduler(executor, pack_size=1)
+    n = 50_000  # 400 kB: stored, not inline
+    ramp = delayed(_ramp)(n)  # two consumers: an export, not fused into one call
+    assert (
+        dask.compute(delayed(_total)(ramp), delayed(_total)(ramp), scheduler=s)
+        == (n * (n - 1) / 2,) * 2
+    )
+    st = s.last_stats
+    assert st is not None
+    assert st.store_peak_bytes >= 8 * n, st.summary()
+    assert st.bytes_received < 16 * 1024, st.summary()
+    assert _mine(executor) == []
+    store = engine.store("probe")
+    try:
+        assert isinstance(store.client, LithopsStoreClient)
+        key = store.client.write([memoryview(b"x" * 10)])
+        assert key.startswith(store.prefix) and store.prefix.endswith(f"/{os.getpid()}-probe/")
+        assert store.locations() == [key]
+        assert store.read(key) == bytearray(b"x" * 10)
+    finally:
+        store.close()
+    assert store.locations() == [] and _mine(executor) == []
+
+
+def test_store_client_is_not_shipped_and_builds_one_storage_per_process(
+    executor: Any, engine: Any
+) -> None:
+    import cloudpickle
+
+    store = engine.store("cache")
+    try:
+        shipper = executor._shipper
+        assert shipper is not None
+        assert shipper.modules_for(None, [cloudpickle.dumps(store.client)]) == [], (
+            "daskexec_lithops is installed in the runtime: the client must not be shipped"
+        )
+        data = os.urandom(100_000)
+        future = executor.submit(_round_trip_in_a_call, store.client, data)
+        assert future.result(timeout=120) == (True, 1, True)
+        assert len(store.locations()) == 2
+    finally:
+        store.close()
+    assert store.locations() == []
+
+
+def test_stale_results_of_dead_drivers_of_this_host_are_swept(executor: Any) -> None:
+    import subprocess
+
+    from daskexec_lithops._store import RESULTS_PREFIX, ResultStores, host_prefix, sweep_stale
+
+    fexec = executor.lithops_executor
+    storage, bucket = fexec.storage, fexec.internal_storage.bucket
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    keys = {
+        "dead": f"{host_prefix()}{dead.pid}-old/a",
+        "dead2": f"{host_prefix()}{dead.pid}-old/b",
+        "alive": f"{host_prefix()}{os.getppid()}-running/a",
+        "other host": f"{RESULTS_PREFIX}some-other-host.invalid/{dead.pid}-old/a",
+    }
+    for key in keys.values():
+        storage.put_object(bucket, key, b"left")
+    try:
+        assert sweep_stale(storage, bucket) == [f"{host_prefix()}{dead.pid}-old/"]
+        left = set(storage.list_keys(bucket, RESULTS_PREFIX))
+        assert {keys["alive"], keys["other host"]} <= left
+        assert not {keys["dead"], keys["dead2"]} & left
+        # a new executor's first store sweeps
+        storage.put_object(bucket, keys["dead"], b"left")
+        stores = ResultStores(storage, bucket)
+        stores.open("first").close()
+        assert keys["dead"] not in storage.list_keys(bucket, RESULTS_PREFIX)
+    finally:
+        storage.delete_objects(bucket, list(keys.values()))
+
+
+def test_shutdown_deletes_abandoned_and_late_results() -> None:
+    """A store never closed (an abandoned compute), a write after close: gone by shutdown."""
+    from daskexec_lithops import LithopsExecutor
+
+    executor = LithopsExecutor(workers=1)
+    info = executor.__daskexec_engine__()
+    assert info.store is not None
+    late = info.store("late")
+    late.close()
+    late.client.write([memoryview(b"written after the compute ended")])
+    assert len(late.locations()) == 1
+    executor.__daskexec_compute_done__()  # no job in flight: deleted now
+    assert late.locations() == []
+    abandoned = info.store("abandoned")
+    abandoned.client.write([memoryview(b"v")])
+    late.client.write([memoryview(b"again")])
+    executor.shutdown()
+    assert abandoned.locations() == [] and late.locations() == []

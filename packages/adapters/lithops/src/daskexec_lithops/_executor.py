@@ -81,6 +81,7 @@ from daskexec import _kit
 from daskexec.engine import EngineInfo
 from daskexec_lithops import _localhost, _remote
 from daskexec_lithops._modules import ModuleShipper
+from daskexec_lithops._store import ResultStores
 
 __all__ = ["LithopsExecutor", "LithopsWorkerError"]
 
@@ -220,9 +221,13 @@ class LithopsExecutor(concurrent.futures.Executor):
       call (its process died, or it timed out); with the function's own
       exception when the function raised.  Either way the executor goes on
       taking work.
+    - Through daskexec, results stay in the Lithops storage backend: each
+      compute's under a prefix of its own, deleted when the compute ends
+      (:mod:`daskexec_lithops._store`).
     - :meth:`shutdown` deletes what this executor's jobs wrote to storage
-      (unless the config sets ``data_cleaner: false``) and stops the Lithops
-      job monitor, invoker and local worker processes.
+      (unless the config sets ``data_cleaner: false``) and any stored results
+      left, and stops the Lithops job monitor, invoker and local worker
+      processes.
     """
 
     def __init__(
@@ -298,6 +303,8 @@ class LithopsExecutor(concurrent.futures.Executor):
         self._calls = 0
         # localhost: abandoned calls stop, a dead call process is reported at once
         self._local = _localhost.install(self._fexec, self._lost)
+        # results stay in the executor's Lithops storage, one prefix per compute
+        self._stores = ResultStores(self._fexec.storage, self._fexec.internal_storage.bucket)
 
     # -- what the scheduler reads ------------------------------------------
 
@@ -313,7 +320,9 @@ class LithopsExecutor(concurrent.futures.Executor):
             ``call_overhead`` as configured, at most two calls per worker in
             flight, and the ``separate-processes`` and
             ``survives-worker-death`` capabilities, with ``cancel-running`` on
-            localhost (:meth:`terminate_workers` kills the calls' processes).
+            localhost (:meth:`terminate_workers` kills the calls' processes),
+            and a result store in the Lithops storage backend (``store``:
+            results stay in storage, see :mod:`daskexec_lithops._store`).
         """
         capabilities = {"separate-processes", "survives-worker-death"}
         if self._local is not None:
@@ -324,6 +333,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             call_overhead=self._call_overhead,
             max_inflight=2 * self._workers,
             capabilities=frozenset(capabilities),
+            store=self._stores.open,
             name="lithops",
         )
 
@@ -594,6 +604,7 @@ class LithopsExecutor(concurrent.futures.Executor):
             self._fexec.__exit__(None, None, None)
         except Exception:
             logger.warning("could not stop the Lithops executor", exc_info=True)
+        self._stores.close()  # what computes abandoned, or calls wrote after their compute
         if self._clean_data:
             try:
                 self._clean_storage()
@@ -607,6 +618,8 @@ class LithopsExecutor(concurrent.futures.Executor):
         interrupted, so that a long-lived executor does not pile up job data.
         A call abandoned while still running elsewhere than on localhost
         keeps its job's data until a later compute ends or :meth:`shutdown`.
+        Once no job is left, what such calls wrote to the result stores of
+        ended computes is deleted too.
         """
         with self._lock:
             jobs = list(self._job_calls.items())
@@ -634,6 +647,11 @@ class LithopsExecutor(concurrent.futures.Executor):
                     )
             if self._local is not None:
                 self._local.forget(key)
+        with self._lock:
+            quiet = not self._job_calls
+        if quiet:
+            # no call can write to the result stores of ended computes any more
+            self._stores.tidy()
 
     def _call_over(self, lf: Any) -> bool:
         """Whether a call will write nothing more (its files may be deleted)."""
