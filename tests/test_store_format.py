@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,32 @@ def test_falls_back_when_shared_memory_is_full(store: SharedMemoryStore) -> None
     assert isinstance(handle, _store.Stored)
     assert handle.location.startswith(store.fallback)
     np.testing.assert_array_equal(_store.load_value(handle, full), np.ones(100_000))
+
+
+def test_background_deleter_batches_flushes_and_survives_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from daskexec import BackgroundDeleter
+
+    deleted: list[list[str]] = []
+
+    def delete_now(locations: list[str]) -> None:
+        if "bad" in locations:
+            raise OSError("storage said no")
+        deleted.append(locations)
+
+    before = set(threading.enumerate())
+    d = BackgroundDeleter(delete_now, "test")
+    d.add(["a", "b"])
+    d.flush()
+    assert [x for batch in deleted for x in batch] == ["a", "b"]
+    d.add(["bad"])
+    d.flush()  # logged, not raised
+    assert "could not delete 1 values from the test store" in caplog.text
+    d.add(["c"])
+    d.close()  # what was queued is deleted before the thread stops
+    assert [x for batch in deleted for x in batch] == ["a", "b", "c"]
+    d.add(["d"])  # after close: ignored (the store's close deletes everything)
+    d.flush()
+    assert [x for batch in deleted for x in batch] == ["a", "b", "c"]
+    assert set(threading.enumerate()) <= before  # the deleter's thread has stopped

@@ -7,7 +7,7 @@
 
 import dask.config
 
-from daskexec._store import ResultStore, SharedMemoryStore, StoreClient
+from daskexec._store import BackgroundDeleter, ResultStore, SharedMemoryStore, StoreClient
 from daskexec.backends import available_backends, create_executor
 from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
 from daskexec.errors import (
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CAPABILITIES",
+    "BackgroundDeleter",
     "ComputeStats",
     "EngineFailure",
     "EngineInfo",

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import mmap
 import os
 import pickle
@@ -44,7 +45,7 @@ import struct
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,6 +53,7 @@ import cloudpickle
 
 __all__ = [
     "INLINE_BELOW",
+    "BackgroundDeleter",
     "Inline",
     "ResultStore",
     "SharedMemoryStore",
@@ -67,6 +69,7 @@ __all__ = [
 #: their handle instead of through the store (see benchmarks/store_threshold.py).
 INLINE_BELOW = 64 * 1024
 _ALIGN = 64
+logger = logging.getLogger("daskexec")
 _PREFIX = "daskexec-"
 
 
@@ -210,6 +213,90 @@ def writable(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+# -- deleting in the background ------------------------------------------------------
+
+
+class BackgroundDeleter:
+    """Deletes released values in a thread of its own, in batches.
+
+    A store's ``delete`` is called from the scheduler's loop each time a
+    value's last consumer finishes; freeing a large file, or a request to
+    object storage, would hold the loop up.  ``delete_now(locations)`` runs
+    in the thread, with everything released since its last call; an error
+    there is logged, and the store's ``close`` deletes what is left.
+
+    Parameters
+    ----------
+    delete_now
+        Deletes a batch of locations.
+    what
+        Names the store in log messages.
+    """
+
+    def __init__(self, delete_now: Callable[[list[str]], None], what: str) -> None:
+        self._delete_now = delete_now
+        self._what = what
+        self._queued: list[str] = []
+        self._busy = False
+        self._closed = False
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, locations: Sequence[str]) -> None:
+        """Delete ``locations`` soon."""
+        if not locations:
+            return
+        with self._wake:
+            if self._closed:
+                return
+            self._queued.extend(locations)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="daskexec-store-delete", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify_all()
+
+    def flush(self) -> None:
+        """Return once everything added so far is deleted."""
+        with self._wake:
+            while (self._queued or self._busy) and self._thread is not None:
+                self._wake.wait()
+
+    def close(self) -> None:
+        """Delete what is queued, then stop the thread (the store deletes the rest)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queued and not self._closed:
+                    self._wake.wait()
+                batch, self._queued = self._queued, []
+                self._busy = bool(batch)
+                closed = self._closed
+            if batch:
+                try:
+                    self._delete_now(batch)
+                except Exception:
+                    logger.warning(
+                        "daskexec: could not delete %d values from the %s store",
+                        len(batch),
+                        self._what,
+                        exc_info=True,
+                    )
+            with self._wake:
+                self._busy = False
+                self._wake.notify_all()
+            if closed:
+                return
+
+
 # -- shared memory -----------------------------------------------------------------
 
 
@@ -308,13 +395,8 @@ class SharedMemoryStore:
         os.makedirs(self.directory, exist_ok=True)
         os.makedirs(self.fallback, exist_ok=True)
         self._client = _FileClient(self.directory, self.fallback)
-        # Freeing a large file's pages takes milliseconds: a thread of its own
-        # unlinks released values, so that the scheduler's loop does not wait.
-        self._doomed: list[str] = []
-        self._unlinking = 0  # files taken by the deleter, not yet unlinked
-        self._wake = threading.Condition()
-        self._closed = False
-        self._deleter: threading.Thread | None = None
+        # freeing a large file's pages takes milliseconds: not in the scheduler's loop
+        self._deletes = BackgroundDeleter(self._unlink, "shared memory")
 
     @property
     def client(self) -> StoreClient:
@@ -327,38 +409,16 @@ class SharedMemoryStore:
         return data
 
     def delete(self, locations: Sequence[str]) -> None:
-        with self._wake:
-            if self._closed:
-                return
-            self._doomed.extend(locations)
-            if self._deleter is None:
-                self._deleter = threading.Thread(
-                    target=self._delete_forever, name="daskexec-store-delete", daemon=True
-                )
-                self._deleter.start()
-            self._wake.notify_all()
+        self._deletes.add(locations)
 
-    def _delete_forever(self) -> None:
-        while True:
-            with self._wake:
-                while not self._doomed and not self._closed:
-                    self._wake.wait()
-                batch, self._doomed = self._doomed, []
-                self._unlinking = len(batch)
-                closed = self._closed
-            for location in batch:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(location)
-            with self._wake:
-                self._unlinking = 0
-                self._wake.notify_all()
-            if closed:
-                return
+    @staticmethod
+    def _unlink(locations: Sequence[str]) -> None:
+        for location in locations:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(location)
 
     def locations(self) -> list[str]:
-        with self._wake:  # what was deleted is gone first
-            while (self._doomed or self._unlinking) and not self._closed:
-                self._wake.wait()
+        self._deletes.flush()  # what was deleted is gone first
         found: list[str] = []
         for folder in (self.directory, self.fallback):
             with contextlib.suppress(FileNotFoundError):
@@ -366,12 +426,7 @@ class SharedMemoryStore:
         return sorted(found)
 
     def close(self) -> None:
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-            deleter = self._deleter
-        if deleter is not None:
-            deleter.join()
+        self._deletes.close()
         for folder in (self.directory, self.fallback):
             shutil.rmtree(folder, ignore_errors=True)
 

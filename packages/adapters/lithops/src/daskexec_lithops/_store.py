@@ -51,7 +51,7 @@ from typing import Any
 
 from lithops.storage import Storage
 
-from daskexec import StoreClient
+from daskexec import BackgroundDeleter, StoreClient
 
 __all__ = [
     "RESULTS_PREFIX",
@@ -170,6 +170,8 @@ class LithopsResultStore:
         self.prefix = prefix
         self._on_close = on_close
         self._client = LithopsStoreClient(config, bucket, prefix)
+        # a release is a request to storage: sent from a thread, in batches
+        self._deletes = BackgroundDeleter(self._delete_now, "Lithops")
 
     @property
     def client(self) -> StoreClient:
@@ -179,18 +181,17 @@ class LithopsResultStore:
         return bytearray(self._storage.get_object(self._bucket, location))
 
     def delete(self, locations: Sequence[str]) -> None:
-        if not locations:
-            return
-        try:
-            self._storage.delete_objects(self._bucket, list(locations))
-        except Exception:
-            # not worth failing the compute for: close() deletes them
-            logger.warning("could not delete %d stored results", len(locations), exc_info=True)
+        self._deletes.add(locations)  # a failure is logged there; close() deletes them
+
+    def _delete_now(self, locations: list[str]) -> None:
+        self._storage.delete_objects(self._bucket, locations)
 
     def locations(self) -> list[str]:
+        self._deletes.flush()
         return sorted(self._storage.list_keys(self._bucket, self.prefix))
 
     def close(self) -> None:
+        self._deletes.close()
         if self._on_close is not None:
             self._on_close(self.prefix)
         try:
