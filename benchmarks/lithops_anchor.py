@@ -15,6 +15,7 @@ Run side by side, as a script::
     python benchmarks/lithops_anchor.py                       # seed example
     python benchmarks/lithops_anchor.py --graphs seed,tasks --tasks 1000
     python benchmarks/lithops_anchor.py --graphs transpose --size 4000 --chunk 1000 --bytes
+    python benchmarks/lithops_anchor.py --graphs rechunk --size 4000 --width 100 --bytes
 
 ``--bytes`` adds what crossed the driver: for every path, the call data
 Lithops uploaded (``func_data_size_bytes`` of each job) and the call results
@@ -65,6 +66,14 @@ def transpose(n: int = 4000, chunk: int = 1000) -> Any:
 
     x = da.random.random((n, n), chunks=(chunk, chunk))
     return (x + x.T).mean()
+
+
+def rechunk(n: int = 4000, width: int = 100) -> Any:
+    """The ``rechunk`` workload of ``benchmarks/workloads.py``: all-to-all, then a sum."""
+    import dask.array as da
+
+    x = da.random.random((n, n), chunks=(n, width))
+    return x.rechunk((width, n)).sum()
 
 
 @dataclasses.dataclass
@@ -190,11 +199,14 @@ def _bytes_row(label: str, m: Measured) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--graphs", default="seed", help="comma-separated: seed, tasks")
+    parser.add_argument(
+        "--graphs", default="seed", help="comma-separated: seed, tasks, transpose, rechunk"
+    )
     parser.add_argument("--tasks", type=int, default=1000, help="size of the 'tasks' graph")
     parser.add_argument("--repeats", type=int, default=1, help="repeats; the median is shown")
     parser.add_argument("--size", type=int, default=4000, help="n of the 'transpose' graph")
     parser.add_argument("--chunk", type=int, default=1000, help="chunk of the 'transpose' graph")
+    parser.add_argument("--width", type=int, default=100, help="chunk width of 'rechunk'")
     parser.add_argument(
         "--bytes", action="store_true", help="also show the bytes that crossed the driver"
     )
@@ -203,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed": seed_example,
         "tasks": lambda: many_tasks(args.tasks),
         "transpose": lambda: transpose(args.size, args.chunk),
+        "rechunk": lambda: rechunk(args.size, args.width),
     }
     rows = []
     byte_rows = []

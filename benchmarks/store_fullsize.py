@@ -2,63 +2,69 @@
 
 The result store's target (issue "Results stay where they were computed"):
 processes and loky within 1.5x of threads on ``transpose`` and ``rechunk``,
-with the bytes that crossed the driver shown.  No Dask anchors (at 3.2 GB
-they take most of ``python -m benchmarks``' time); median of 3 after a
-warm-up, runners taking turns::
+with the bytes that crossed the driver and the driver's peak memory shown.
+No Dask anchors (at 3.2 GB they take most of ``python -m benchmarks``' time;
+their last full run is ``results/threads+processes.md``); median of 3 after
+a warm-up, runners taking turns; the table also goes to
+``results/store-fullsize.md``::
 
-    python -m benchmarks.store_fullsize
+    python -m benchmarks.store_fullsize [--repeats 3] [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import statistics
 import time
-from typing import Any
-
-import dask.array as da
+from pathlib import Path
 
 import daskexec
 from benchmarks.measure import peak_memory
+from benchmarks.report import machine
+from benchmarks.workloads import WORKLOADS
+
+NAMES = ("transpose", "rechunk")
 
 
-def rechunk() -> Any:
-    x = da.random.random((8000, 8000), chunks=(8000, 100))
-    return x.rechunk((100, 8000)).sum()
-
-
-def transpose() -> Any:
-    x = da.random.random((20000, 20000), chunks=(2000, 2000))
-    return (x + x.T).mean()
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 def main() -> None:
     from daskexec_loky import LokyExecutor
     from daskexec_stdlib import ProcessPoolExecutor
 
-    work = {"transpose": transpose, "rechunk": rechunk}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    info = machine()
+    work = [w for w in WORKLOADS if w.name in NAMES]
+    rows: list[str] = []
     with (
         concurrent.futures.ThreadPoolExecutor(2) as th,
         ProcessPoolExecutor() as pp,
         LokyExecutor() as lk,
     ):
         runners = [("threads", th), ("processes", pp), ("loky", lk)]
-        for name, make in work.items():
+        for w in work:
             times: dict[str, list[float]] = {label: [] for label, _ in runners}
             stats: dict[str, daskexec.ComputeStats] = {}
             for _, ex in runners:
-                make().compute(scheduler=daskexec.ExecutorScheduler(ex))  # warm-up
-            for _ in range(3):
+                w.collection("full").compute(scheduler=daskexec.ExecutorScheduler(ex))  # warm-up
+            for _ in range(args.repeats):
                 for label, ex in runners:
                     s = daskexec.ExecutorScheduler(ex)
+                    graph = w.collection("full")
                     start = time.perf_counter()
-                    make().compute(scheduler=s)
+                    graph.compute(scheduler=s)
                     times[label].append(time.perf_counter() - start)
                     assert s.last_stats is not None
                     stats[label] = s.last_stats
             peaks = {
                 label: peak_memory(
-                    lambda ex=ex, make=make: make().compute(
+                    lambda ex=ex, w=w: w.collection("full").compute(
                         scheduler=daskexec.ExecutorScheduler(ex)
                     )
                 )
@@ -68,14 +74,42 @@ def main() -> None:
             for label, _ in runners:
                 median = statistics.median(times[label])
                 st = stats[label]
-                print(
-                    f"{name:10s} {label:10s} {median:7.2f}s {median / base:5.2f}x threads  "
-                    f"driver out {st.bytes_sent / 2**20:.1f} MiB, back "
-                    f"{st.bytes_received / 2**20:.2f} MiB, store peak "
-                    f"{st.store_peak_bytes / 2**20:.0f} MiB, driver peak "
-                    f"{peaks[label] / 2**20:.0f} MiB",
-                    flush=True,
+                cells = [
+                    f"{median:.2f} s",
+                    f"**{median / base:.2f}x**",
+                    _mib(st.bytes_sent),
+                    _mib(st.bytes_received),
+                    _mib(st.store_peak_bytes),
+                    _mib(peaks[label]),
+                ]
+                print(w.name, label, *cells, flush=True)
+                rows.append(
+                    f"| {w.name} ({w.labels['full']}) | {label} | " + " | ".join(cells) + " |"
                 )
+    lines = [
+        "# daskexec on threads, processes and loky: results stay where they were computed",
+        "",
+        f"- Date: {info['date']}: `python -m benchmarks.store_fullsize --repeats {args.repeats}`",
+        f"- Machine: {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}, "
+        "shared with other work",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        f"- Median of {args.repeats} after one warm-up, runners taking turns; ratio = time / "
+        "daskexec on threads' time, same run.",
+        "- Driver out/back: `ComputeStats.bytes_sent` / `bytes_received` (work items, "
+        "handles, the outputs); store peak: `store_peak_bytes`; driver peak: "
+        "tracemalloc peak in the driver process over one extra compute (threads run the "
+        "tasks in the driver, so theirs includes the data).",
+        "",
+        "| workload | daskexec on | time | ratio to threads | driver out | driver back "
+        "| store peak | driver peak |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "store-fullsize.md").write_text("\n".join(lines))
+    print(f"wrote {out / 'store-fullsize.md'}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import daskexec
 def test_public_names() -> None:
     assert sorted(daskexec.__all__) == sorted(
         [
+            "BackgroundDeleter",
             "CAPABILITIES",
             "ComputeStats",
             "EngineFailure",

@@ -71,32 +71,69 @@ def pack_size(
     return math.ceil(ntasks / min(worth, workers))
 
 
-def family_sizes(
+#: The most tasks a family of root tasks may hold (see ``root_families``).
+FAMILY_LIMIT = 64
+
+
+def root_families(
+    roots: list[Hashable],
     groups: dict[Hashable, Hashable],
     dependents: dict[Hashable, list[Hashable]],
     dependencies: dict[Hashable, frozenset[Hashable]],
-) -> dict[Hashable, int]:
-    """For each group whose every task feeds one consumer: how many siblings share it.
+    workers: int,
+) -> dict[Hashable, list[Hashable]]:
+    """Root tasks whose consumers need nothing else, grouped to run together.
 
-    Such tasks (a rechunk's source chunks, the leaves of a tree reduction)
-    are worth running together with their consumer in one work item: their
-    results then never leave the worker, which on an out-of-process engine
-    saves a store write and read, or a round trip through the driver, per
-    task.  Dask's distributed scheduler co-assigns such sibling root tasks to
-    one worker for the same reason.  The size is the smallest number of
-    same-group inputs of a consumer (1 when a group's tasks feed several).
+    Two roots belong to one family when a consumer takes both; a family is
+    closed when every consumer of its members takes only roots of that
+    family.  Run in one work item with its consumers, a closed family's
+    results never leave the worker: no store write and read, or round trip
+    through the driver.  A rechunk's source chunks and the merge that takes
+    them, or the blocks ``x[i, j]`` and ``x[j, i]`` of ``x + x.T``, are such
+    families.  Dask's distributed scheduler co-assigns sibling root tasks to
+    one worker for the same reason.
+
+    A group's families are used only when they are at least two per worker
+    (so that every worker stays busy) and hold at most :data:`FAMILY_LIMIT`
+    roots.  Returns each family's first root (in ``roots``' order) mapped to
+    the family, in that order.
     """
-    sizes: dict[Hashable, int] = {}
-    for key, grp in groups.items():
-        consumers = dependents[key]
-        if len(consumers) != 1:
-            sizes[grp] = 1
+    group_of = {r: groups.get(r) for r in roots}
+    parent = {r: r for r in roots if group_of[r] is not None}
+
+    def find(k: Hashable) -> Hashable:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    open_: set[Hashable] = set()
+    for r in parent:
+        consumers = dependents[r]
+        if not consumers:
+            open_.add(r)
+        for c in consumers:
+            deps = dependencies[c]
+            if c not in groups or any(d not in parent or group_of[d] != group_of[r] for d in deps):
+                open_.add(r)  # its value leaves anyway: a consumer needs something else
+                continue
+            for d in deps:
+                a, b = find(r), find(d)
+                if a != b:
+                    parent[b] = a
+    members: dict[Hashable, list[Hashable]] = {}
+    for r in parent:
+        members.setdefault(find(r), []).append(r)
+    by_group: dict[Hashable, list[list[Hashable]]] = {}
+    for fam in members.values():
+        if len(fam) < 2 or len(fam) > FAMILY_LIMIT or any(r in open_ for r in fam):
             continue
-        if sizes.get(grp) == 1:
-            continue
-        siblings = sum(1 for d in dependencies[consumers[0]] if groups.get(d) == grp)
-        sizes[grp] = min(sizes.get(grp, siblings), siblings)
-    return {g: n for g, n in sizes.items() if n > 1}
+        by_group.setdefault(group_of[fam[0]], []).append(fam)
+    families: dict[Hashable, list[Hashable]] = {}
+    for fams in by_group.values():
+        if len(fams) >= 2 * workers:
+            families.update((fam[0], fam) for fam in fams)
+    return families
 
 
 def close_over_dependents(

@@ -147,6 +147,9 @@ class Run:
         self.sharers: dict[int, int] = {}  # id(handle) -> keys holding it, when several
         # ready tasks per group, most urgent first: see ``Rank``
         self.heaps: dict[Hashable, list[tuple[Rank, Hashable]]] = {}
+        # family's first root -> the family; the others wait for it (``execute``)
+        self.families: dict[Hashable, list[Hashable]] = {}
+        self.followers: set[Hashable] = set()
         self.generation = 0
         self.group_left: dict[Hashable, int] = {}
         self.group_since: dict[Hashable, float] = {}
@@ -200,15 +203,17 @@ class Run:
                 groups[key] = grp
                 self.group_left[grp] = self.group_left.get(grp, 0) + 1
         self.groups = groups
-        self.group_size = dict(self.group_left)
-        # siblings feeding one consumer go out together (see _packing.family_sizes)
-        self.family = (
-            _packing.family_sizes(groups, self.g.dependents, self.g.dependencies)
+        start = [k for k, n in self.missing.items() if n == 0 and self.status[k] == WAITING]
+        start.sort(key=self.g.priority.__getitem__)
+        # root tasks whose consumers need nothing else go out together
+        self.families = (
+            _packing.root_families(
+                start, groups, self.g.dependents, self.g.dependencies, self.info.workers
+            )
             if self.info.out_of_process and self.settings.pack_size is None
             else {}
         )
-        start = [k for k, n in self.missing.items() if n == 0 and self.status[k] == WAITING]
-        start.sort(key=self.g.priority.__getitem__)
+        self.followers = {k for fam in self.families.values() for k in fam[1:]}
         self._make_ready(start)
         total = len(self.g.nodes)
         while self.done < total:
@@ -273,6 +278,11 @@ class Run:
                 continue
             self.status[key] = READY
             grp = self.groups[key]
+            if key in self.followers:  # goes out with its family's first root
+                self.group_left[grp] -= 1
+                if self.track:
+                    self.state["ready"].append(key)
+                continue
             heap = self.heaps.get(grp)
             if heap is None:
                 heap = self.heaps[grp] = []
@@ -425,9 +435,6 @@ class Run:
             self.task_time.get(grp),
             typical,
         )
-        family = self.family.get(grp, 1)
-        if family > p and self._families_to_spare(grp, family):
-            p = family
         ntasks = min(ntasks, p * slots)
         if p == 1 and rival is not None:
             members = [heapq.heappop(heap)[1]]
@@ -447,12 +454,15 @@ class Run:
             and typical is not None
             and typical * _packing.AMORTIZE < overhead
         )
-        items = [self._build_item(members[i : i + p], fan_out) for i in range(0, ntasks, p)]
+        units = [self.families.get(m) or [m] for m in members]
+        items = [
+            self._build_item(
+                [k for unit in units[i : i + p] for k in unit],
+                fan_out or any(len(unit) > 1 for unit in units[i : i + p]),
+            )
+            for i in range(0, ntasks, p)
+        ]
         self._submit(grp, items)
-
-    def _families_to_spare(self, grp: Hashable, family: int) -> bool:
-        """Whether ``grp``'s sibling families are many enough to keep every worker busy."""
-        return self.group_size[grp] // family >= 2 * self.info.workers
 
     def _can_join(self, key: Hashable) -> bool:
         return self.status[key] == WAITING and key not in self.local

@@ -1,0 +1,63 @@
+"""Root tasks whose consumers need nothing else run together (``_packing.root_families``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Hashable
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.utils import key_split
+
+import daskexec
+from daskexec import _graph, _packing
+
+
+def families_of(y: da.Array, workers: int) -> tuple[_graph.Graph, dict[Hashable, list[Hashable]]]:
+    (opt,) = dask.optimize(y)
+    g = _graph.prepare(opt.__dask_graph__(), opt.__dask_keys__())
+    roots = sorted((k for k, d in g.dependencies.items() if not d), key=g.priority.__getitem__)
+    groups = {k: key_split(k) for k in g.nodes}
+    return g, _packing.root_families(roots, groups, g.dependents, g.dependencies, workers)
+
+
+def transpose_sum(n: int = 8) -> da.Array:
+    x = da.random.default_rng(0).random((40 * n, 40 * n), chunks=(40, 40))
+    return (x + x.T).sum()
+
+
+def test_blocks_and_their_transposes_are_families() -> None:
+    g, families = families_of(transpose_sum(), workers=2)
+    # x[i, j] and x[j, i] for i < j; the diagonal's blocks have one consumer each
+    assert len(families) == 8 * 7 // 2
+    for fam in families.values():
+        assert len(fam) == 2
+        (i, j), (k, m) = fam[0][1:], fam[1][1:]
+        assert (i, j) == (m, k)
+        consumers = {c for r in fam for c in g.dependents[r]}
+        assert all(g.dependencies[c] == set(fam) for c in consumers)
+
+
+def test_a_root_with_a_consumer_that_needs_more_is_no_family() -> None:
+    x = da.random.default_rng(0).random((320, 320), chunks=(40, 40))
+    y = da.from_array(np.ones((320, 320)), chunks=(40, 40))  # slices of data in hand
+    _, families = families_of((x + x.T + y).sum(), workers=2)
+    assert families == {}
+
+
+def test_too_few_families_to_keep_the_workers_busy() -> None:
+    _, families = families_of(transpose_sum(3), workers=2)  # 3 families < 2 per worker
+    assert families == {}
+    _, families = families_of(transpose_sum(3), workers=1)
+    assert len(families) == 3
+
+
+def test_results_are_right_on_the_session_executor(executor: concurrent.futures.Executor) -> None:
+    s = daskexec.ExecutorScheduler(executor)
+    y = transpose_sum()
+    np.testing.assert_allclose(y.compute(scheduler=s), y.compute(scheduler="sync"))
+    assert s.last_stats is not None
+    if daskexec.describe(executor).out_of_process and daskexec.describe(executor).workers <= 14:
+        # a family, its consumers and their combination go out as one item each
+        assert s.last_stats.work_items < s.last_stats.remote_tasks
