@@ -132,14 +132,14 @@ class _Bridge(Future[Any]):
         self._translate = translate
 
     def cancel(self) -> bool:
-        # The pool decides: if it cancels its future, _done cancels this one.
+        # The pool decides: if it cancels its future, on_inner_done cancels this one.
         self._inner.cancel()
         return self.cancelled()
 
     def running(self) -> bool:
         return self._inner.running() and not self.done()
 
-    def _done(self, inner: Future[Any]) -> None:
+    def on_inner_done(self, inner: Future[Any]) -> None:
         if inner.cancelled():
             Future.cancel(self)
             self.set_running_or_notify_cancel()  # lets wait() and as_completed() see it
@@ -163,5 +163,5 @@ def bridge(
     ``translate`` when given.  Its ``cancel()`` cancels ``inner``.
     """
     outer = _Bridge(inner, translate)
-    inner.add_done_callback(outer._done)
+    inner.add_done_callback(outer.on_inner_done)
     return outer

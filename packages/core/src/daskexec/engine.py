@@ -20,6 +20,12 @@ sees each work item finish as soon as it does.  Without it, the scheduler
 submits a batch through ``executor.submit`` for the stdlib pools (whose
 ``map`` is exactly that) and through ``executor.map`` for other executors.
 
+An executor may define ``__daskexec_shut_down__() -> bool``: whether it was
+shut down (and takes no more work), so that the scheduler reports a shut-down
+executor as that, at construction and when a submission fails.  The stdlib
+pools are asked through :mod:`daskexec._compat`; other executors are assumed
+to be running.
+
 An executor may define ``__daskexec_compute_done__()``: the scheduler calls
 it after every compute (returned, failed or interrupted), so that the engine
 can release what that compute left behind (a Lithops executor deletes the
@@ -47,6 +53,7 @@ __all__ = [
     "EngineInfo",
     "ReferenceEngine",
     "describe",
+    "is_shut_down",
 ]
 
 #: Capabilities an engine may declare, with what each one means.  Tests state
@@ -198,12 +205,12 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
                 f"{type(info).__name__}, expected daskexec.EngineInfo"
             )
         return info
+    from dask.local import SynchronousExecutor
+
+    from daskexec._compat import pool_workers
     from daskexec._store import SharedMemoryStore
 
-    cpus = os.cpu_count() or 1
-    workers = getattr(executor, "_max_workers", None)
-    if not isinstance(workers, int) or workers < 1:
-        workers = cpus
+    workers = pool_workers(executor) or os.cpu_count() or 1
     if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
         return EngineInfo(
             workers=workers,
@@ -221,7 +228,7 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
             store=SharedMemoryStore,
             name="process-pool",
         )
-    if type(executor).__name__ == "SynchronousExecutor":
+    if isinstance(executor, SynchronousExecutor):
         return EngineInfo(
             workers=1,
             out_of_process=False,
@@ -231,3 +238,13 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
     return EngineInfo(
         workers=workers, out_of_process=True, call_overhead=1e-3, name=type(executor).__name__
     )
+
+
+def is_shut_down(executor: concurrent.futures.Executor) -> bool:
+    """Whether ``executor`` says it was shut down (``False`` when it cannot say)."""
+    own = getattr(executor, "__daskexec_shut_down__", None)
+    if own is not None:
+        return bool(own())
+    from daskexec._compat import pool_shut_down
+
+    return bool(pool_shut_down(executor))

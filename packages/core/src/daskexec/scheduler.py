@@ -30,7 +30,7 @@ from daskexec import _graph, _packing, _worker
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
-from daskexec.engine import EngineInfo, describe
+from daskexec.engine import EngineInfo, describe, is_shut_down
 from daskexec.stats import ComputeStats, _record
 
 __all__ = ["ExecutorScheduler", "executor_scheduler"]
@@ -118,10 +118,7 @@ def _check_executor(executor: object) -> None:
             "daskexec: executor must be a concurrent.futures.Executor (or a backend name "
             f"such as 'threads'), got {type(executor).__name__}: {executor!r}"
         )
-    if (
-        getattr(executor, "_shutdown", False) is True
-        or getattr(executor, "_shutdown_thread", False) is True
-    ):
+    if is_shut_down(executor):
         raise RuntimeError(
             f"daskexec: the {type(executor).__name__} passed as executor has been shut down; "
             "pass an executor that is still running"

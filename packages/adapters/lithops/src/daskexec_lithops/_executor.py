@@ -308,6 +308,10 @@ class LithopsExecutor(concurrent.futures.Executor):
 
     # -- what the scheduler reads ------------------------------------------
 
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._shutdown
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe the Lithops backend to the daskexec scheduler.
 

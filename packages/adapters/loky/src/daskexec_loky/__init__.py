@@ -197,6 +197,10 @@ class LokyExecutor(concurrent.futures.Executor):
                 kill_process_tree(process)  # SIGKILL to it and its children; joins it
         concurrent.futures.wait(pending)
 
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._shutdown
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this executor to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(

@@ -512,6 +512,10 @@ class RayExecutor(concurrent.futures.Executor):
 
     # -- daskexec -------------------------------------------------------------
 
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._shut
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe the cluster this executor runs on, as seen right now."""
         self._check_open()

@@ -333,6 +333,10 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         for future in lost:
             future.set_exception(error)
 
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._shutdown
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(

@@ -191,6 +191,10 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         # running futures as broken.
         concurrent.futures.wait(pending)
 
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._shutdown
+
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
         return EngineInfo(

@@ -10,6 +10,7 @@ from typing import Any
 
 from daskexec import _serialize
 from daskexec._worker import ItemResult, WorkItem
+from daskexec.engine import is_shut_down
 from daskexec.errors import SerializationError
 from daskexec.stats import ComputeStats
 
@@ -29,7 +30,7 @@ def batch_senders(
             if first[0] is not None:
                 f, first[0] = first[0], None
                 return f, []
-            return _guarded(name, lambda: [executor.submit(fn, payload)])[0], []
+            return _guarded(executor, name, lambda: [executor.submit(fn, payload)])[0], []
 
         senders.append(send)
     return senders
@@ -40,17 +41,19 @@ def _submit_many(
 ) -> list[Future[Any]]:
     many = getattr(ex, "submit_many", None)
     if many is not None:
-        return _guarded(name, lambda: list(many(fn, payloads)))
+        return _guarded(ex, name, lambda: list(many(fn, payloads)))
     if type(ex).map is concurrent.futures.Executor.map:
-        return _guarded(name, lambda: [ex.submit(fn, p) for p in payloads])
-    return _guarded(name, lambda: _map_as_futures(ex, fn, payloads))
+        return _guarded(ex, name, lambda: [ex.submit(fn, p) for p in payloads])
+    return _guarded(ex, name, lambda: _map_as_futures(ex, fn, payloads))
 
 
-def _guarded(name: str, submit: Callable[[], list[Future[Any]]]) -> list[Future[Any]]:
+def _guarded(
+    ex: concurrent.futures.Executor, name: str, submit: Callable[[], list[Future[Any]]]
+) -> list[Future[Any]]:
     try:
         return submit()
     except RuntimeError as exc:
-        if "shutdown" in str(exc) or "shut down" in str(exc):
+        if is_shut_down(ex):
             raise RuntimeError(
                 f"daskexec: the {name} executor has been shut down; "
                 "pass an executor that is still running"
