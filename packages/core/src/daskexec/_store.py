@@ -62,6 +62,7 @@ __all__ = [
     "dump_value",
     "fetch_value",
     "load_value",
+    "pid_alive",
     "writable",
 ]
 
@@ -341,7 +342,8 @@ def _shm_root(min_free: int = 2**30) -> str:
     return tempfile.gettempdir()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (stores name their owner by pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -363,7 +365,7 @@ def sweep_stale(roots: Sequence[str]) -> list[str]:
             if not name.startswith(_PREFIX):
                 continue
             pid = name[len(_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
                 removed.append(name)
     return removed

@@ -52,6 +52,7 @@ from typing import Any
 from lithops.storage import Storage
 
 from daskexec import BackgroundDeleter, StoreClient
+from daskexec._store import pid_alive
 
 __all__ = [
     "RESULTS_PREFIX",
@@ -110,16 +111,6 @@ def host_prefix(host: str | None = None) -> str:
     return f"{RESULTS_PREFIX}{host or _host()}/"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(storage: Any, bucket: str) -> list[str]:
     """Delete the stores that drivers of this host no longer running left; return their prefixes."""
     base = host_prefix()
@@ -127,7 +118,7 @@ def sweep_stale(storage: Any, bucket: str) -> list[str]:
     for key in storage.list_keys(bucket, base):
         folder = key[len(base) :].split("/", 1)[0]
         pid = folder.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             stale.setdefault(f"{base}{folder}/", []).append(key)
     for keys in stale.values():
         storage.delete_objects(bucket, keys)
