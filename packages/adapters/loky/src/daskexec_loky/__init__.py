@@ -49,7 +49,6 @@ executor fails too; that is the price of stopping ours now.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -61,6 +60,7 @@ from loky.process_executor import BrokenProcessPool, ShutdownExecutorError, Term
 from daskexec import SharedMemoryStore
 from daskexec._kit import bridge, outcome_of
 from daskexec.engine import EngineInfo
+from daskexec.kit import Intake
 
 __all__ = ["LokyExecutor", "TerminatedWorkerError"]
 __version__ = "0.1.0"
@@ -102,11 +102,9 @@ class LokyExecutor(concurrent.futures.Executor):
             raise ValueError(f"max_workers must be an int >= 1 or None, got {max_workers!r}")
         self._max_workers = max_workers if max_workers is not None else loky.cpu_count()
         self._options: dict[str, Any] = {"timeout": timeout, **kwargs}
-        self._lock = threading.Lock()
-        self._shutdown = False
+        self._intake = Intake()  # shut-down state, unfinished futures, the lock
         self._current: loky.ProcessPoolExecutor | None = None
         self._used: list[loky.ProcessPoolExecutor] = []
-        self._pending: set[Future[Any]] = set()
 
     def _executor(self, stale: loky.ProcessPoolExecutor | None) -> loky.ProcessPoolExecutor:
         """The loky executor to submit to; a new one if ``stale`` is the current one (lock held)."""
@@ -129,9 +127,7 @@ class LokyExecutor(concurrent.futures.Executor):
         RuntimeError
             If the executor has been shut down.
         """
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+        with self._intake.accepting():
             ex = self._executor(None)
             try:
                 inner = ex.submit(outcome_of, fn, *args, **kwargs)
@@ -139,14 +135,7 @@ class LokyExecutor(concurrent.futures.Executor):
                 # Broken by a dead worker, or shut down by another user of the
                 # shared executor: carry on with a fresh one.
                 inner = self._executor(ex).submit(outcome_of, fn, *args, **kwargs)
-            future: Future[T] = bridge(inner, _engine_error)
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-        return future
-
-    def _forget(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pending.discard(future)
+            return self._intake.track(bridge(inner, _engine_error))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work and shut down the loky executors this one used.
@@ -156,9 +145,8 @@ class LokyExecutor(concurrent.futures.Executor):
         it returns once all work on those loky executors has finished and
         every worker process has exited.
         """
-        with self._lock:
-            self._shutdown = True
-            pending = list(self._pending)
+        with self._intake.lock:
+            pending = self._intake.close()
             used = list(self._used)
             self._current = None
         if cancel_futures:
@@ -180,9 +168,8 @@ class LokyExecutor(concurrent.futures.Executor):
         It returns once every future is done and every worker process has
         exited.  Safe to call several times, and after :meth:`shutdown`.
         """
-        with self._lock:
-            self._shutdown = True
-            pending = list(self._pending)
+        with self._intake.lock:
+            pending = self._intake.close()
             used = list(self._used)
             self._current = None
         for future in pending:
@@ -199,7 +186,7 @@ class LokyExecutor(concurrent.futures.Executor):
 
     def __daskexec_shut_down__(self) -> bool:
         """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._shutdown
+        return self._intake.closed
 
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this executor to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
@@ -215,8 +202,7 @@ class LokyExecutor(concurrent.futures.Executor):
         )
 
     def __repr__(self) -> str:
-        state = "shut down" if self._shutdown else "running"
-        return f"<{type(self).__name__} {state}, {self._max_workers} workers>"
+        return f"<{type(self).__name__} {self._intake.state()}, {self._max_workers} workers>"
 
 
 def _workers(ex: loky.ProcessPoolExecutor) -> list[Any]:

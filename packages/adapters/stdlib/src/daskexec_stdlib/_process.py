@@ -27,7 +27,6 @@ reads the private ``_processes`` once, when the pool is created.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +35,7 @@ from typing import Any, TypeVar
 from daskexec import SharedMemoryStore
 from daskexec._kit import bridge
 from daskexec.engine import EngineInfo
+from daskexec.kit import Intake
 
 from ._common import (
     PROCESS_CALL_OVERHEAD,
@@ -92,12 +92,10 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._max_workers = default_workers(max_workers)
         self._context = resolve_context(mp_context)
         self._kwargs = kwargs
-        self._lock = threading.Lock()
-        self._shutdown = False
+        self._intake = Intake()  # shut-down state, unfinished futures, the lock
         self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
         # each pool's live map of pid to worker Process, kept past its shutdown
         self._workers: dict[concurrent.futures.ProcessPoolExecutor, dict[int, Any]] = {}
-        self._pending: set[Future[Any]] = set()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -124,13 +122,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         except Exception as exc:  # unpicklable: report it on the future
             failed: Future[T] = Future()
             failed.set_exception(exc)
-            with self._lock:
-                if self._shutdown:
-                    raise RuntimeError("cannot schedule new futures after shutdown") from None
-            return failed
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+            with self._intake.accepting():
+                return failed
+        with self._intake.accepting():
             try:
                 inner = self._pool.submit(runner, *runner_args)
             except BrokenProcessPool:
@@ -140,14 +134,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 self._pool.shutdown(wait=False)
                 self._pool = self._new_pool()
                 inner = self._pool.submit(runner, *runner_args)
-            future: Future[T] = bridge(inner)
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-        return future
-
-    def _forget(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pending.discard(future)
+            return self._intake.track(bridge(inner))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work and release the worker processes.
@@ -158,8 +145,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         exited; with ``wait=False`` it returns at once and the workers exit
         when their work is done.
         """
-        with self._lock:
-            self._shutdown = True
+        with self._intake.lock:
+            self._intake.close()
             pools = [*self._retired, self._pool]
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -176,10 +163,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         every worker process has exited.  Safe to call several
         times, and after :meth:`shutdown`.
         """
-        with self._lock:
-            self._shutdown = True
+        with self._intake.lock:
+            pending = self._intake.close()
             pools = [*self._retired, self._pool]
-            pending = list(self._pending)
         for future in pending:
             future.cancel()  # those still queued
         processes: list[Any] = []
@@ -193,7 +179,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
 
     def __daskexec_shut_down__(self) -> bool:
         """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._shutdown
+        return self._intake.closed
 
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
@@ -209,7 +195,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         )
 
     def __repr__(self) -> str:
-        state = "shut down" if self._shutdown else "running"
+        state = self._intake.state()
         method = self._context.get_start_method()
         return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
 
