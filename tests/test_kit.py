@@ -32,3 +32,26 @@ def test_a_future_done_before_tracking_is_not_counted() -> None:
     done.set_result(0)
     assert intake.track(done) is done
     assert intake.pending() == []
+
+
+def test_results_in_order_times_out_and_cancels_what_is_left() -> None:
+    import time
+
+    from daskexec.kit import deadline, results_in_order
+
+    fs: list[Future[int]] = [Future() for _ in range(3)]
+    fs[1].set_result(1)
+    fs[0].set_result(0)
+    it = results_in_order(fs, deadline(0.05))
+    assert next(it) == 0 and next(it) == 1
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        next(it)
+    assert time.monotonic() - start < 5
+    assert fs[2].cancelled()  # the failed iterator let go of it
+    more: list[Future[int]] = [Future() for _ in range(2)]
+    more[0].set_result(5)
+    it = results_in_order(more)
+    assert next(it) == 5
+    it.close()  # closed early: the rest is cancelled
+    assert more[1].cancelled()

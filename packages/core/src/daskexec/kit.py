@@ -7,18 +7,20 @@ it handed out and that are not done yet (``shutdown(cancel_futures=True)``
 and ``terminate_workers()`` cancel them), one lock for both, and the
 ``__daskexec_shut_down__`` hook of the engine protocol.  :class:`Intake`
 holds exactly that; the adapter keeps its engine's state under the same
-lock.
+lock.  :func:`results_in_order` is the iterator of an eager ``map``: an
+adapter submits every call first (one engine job), then yields.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["Intake"]
+__all__ = ["Intake", "deadline", "results_in_order"]
 
 F = TypeVar("F", bound="Future[Any]")
 
@@ -79,3 +81,30 @@ class Intake:
     def state(self) -> str:
         """``"running"`` or ``"shut down"``, for an adapter's ``repr``."""
         return "shut down" if self._closed else "running"
+
+
+def deadline(timeout: float | None) -> float | None:
+    """The ``time.monotonic()`` by which a ``map`` with ``timeout`` must be done."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def results_in_order(futures: list[Future[Any]], until: float | None = None) -> Iterator[Any]:
+    """Yield the results of ``futures`` in order, as ``Executor.map`` does.
+
+    Past ``until`` (from :func:`deadline`, taken before submitting, as the
+    stdlib does), ``TimeoutError``.  Closing the iterator early (or an
+    error) cancels the calls not yet consumed.
+    """
+    pending = list(reversed(futures))
+
+    def results() -> Iterator[Any]:
+        try:
+            while pending:
+                left = None if until is None else until - time.monotonic()
+                yield pending[-1].result(left)
+                pending.pop()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    return results()

@@ -66,7 +66,6 @@ import pickle
 import shutil
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -79,6 +78,7 @@ from lithops.future import ResponseFuture
 
 from daskexec import _kit
 from daskexec.engine import EngineInfo
+from daskexec.kit import deadline, results_in_order
 from daskexec_lithops import _localhost, _remote
 from daskexec_lithops._modules import ModuleShipper
 from daskexec_lithops._store import ResultStores
@@ -418,22 +418,11 @@ class LithopsExecutor(concurrent.futures.Executor):
         """
         if chunksize < 1:
             raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        until = deadline(timeout)
         futures = self.submit_many(
             functools.partial(_star, fn), list(zip(*iterables, strict=False))
         )
-
-        def results() -> Iterator[T]:
-            try:
-                futures.reverse()
-                while futures:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    yield futures.pop().result(left)
-            finally:
-                for future in futures:
-                    future.cancel()
-
-        return results()
+        return results_in_order(futures, until)
 
     def _run_job(
         self,

@@ -93,7 +93,6 @@ import queue
 import re
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -106,6 +105,7 @@ from ray.job_config import JobConfig
 from daskexec._serialize import portable_exception
 from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteTraceback, SerializationError
+from daskexec.kit import deadline, results_in_order
 
 __all__ = ["RayEngineError", "RayExecutor"]
 
@@ -453,21 +453,8 @@ class RayExecutor(concurrent.futures.Executor):
         ``timeout`` seconds after ``map`` was called.  Closing the iterator
         early cancels the calls not yet consumed.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        futures = self._submit_batch(fn, list(zip(*iterables, strict=False)))
-
-        def results() -> Iterator[Any]:
-            futures.reverse()
-            try:
-                while futures:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    yield futures[-1].result(left)
-                    futures.pop()
-            finally:
-                for f in futures:
-                    f.cancel()
-
-        return results()
+        until = deadline(timeout)
+        return results_in_order(self._submit_batch(fn, list(zip(*iterables, strict=False))), until)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; stop Ray if (and only if) this executor started it.
