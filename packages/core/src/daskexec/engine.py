@@ -15,10 +15,10 @@ otherwise assumes the safe case: out of process, one worker per CPU.
 An executor may also define ``submit_many(fn, payloads) -> list[Future]``:
 submit every payload as one engine-level job (one Lithops job, one Ray batch)
 and return one ``concurrent.futures.Future`` per payload, in order.  The
-scheduler then uses it for a batch instead of ``executor.map``, so that it
-sees each work item finish as soon as it does.  Without it, the scheduler
-submits a batch through ``executor.submit`` for the stdlib pools (whose
-``map`` is exactly that) and through ``executor.map`` for other executors.
+scheduler then uses it for a batch (one job for the whole batch); without
+it, the scheduler submits each work item of a batch with
+``executor.submit``.  Either way it sees each work item finish as soon as
+it does.
 
 An executor may define ``__daskexec_shut_down__() -> bool``: whether it was
 shut down (and takes no more work), so that the scheduler reports a shut-down

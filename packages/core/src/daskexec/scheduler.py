@@ -168,7 +168,7 @@ class ExecutorScheduler:
         name) is shut down at the end of every compute, also on error and on
         ``KeyboardInterrupt``.
     batch_size
-        The most tasks sent in one ``executor.map`` call.  Default: no limit
+        The most tasks sent in one batch (one ``submit_many`` call).  Default: no limit
         beyond the in-flight limit.
     timeout
         Seconds a partial batch may wait for more ready tasks of its kind

@@ -23,8 +23,8 @@ class ComputeStats:
     local_tasks
         Bookkeeping nodes (aliases, literal data, containers) run in the driver.
     map_calls
-        Batches sent: calls of ``executor.map`` (or of ``submit_many``, or one
-        round of ``submit`` for the stdlib pools).
+        Batches sent: calls of the engine's ``submit_many``, or rounds of
+        ``submit`` for an executor without one.
     work_items
         Work items sent, first attempts only; each holds one or more tasks.
     invocations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -42,9 +41,9 @@ def _submit_many(
     many = getattr(ex, "submit_many", None)
     if many is not None:
         return _guarded(ex, name, lambda: list(many(fn, payloads)))
-    if type(ex).map is concurrent.futures.Executor.map:
-        return _guarded(ex, name, lambda: [ex.submit(fn, p) for p in payloads])
-    return _guarded(ex, name, lambda: _map_as_futures(ex, fn, payloads))
+    # Without submit_many, each item is one submit: the scheduler sees every
+    # item finish as soon as it does (a map would yield in order).
+    return _guarded(ex, name, lambda: [ex.submit(fn, p) for p in payloads])
 
 
 def _guarded(
@@ -59,27 +58,6 @@ def _guarded(
                 "pass an executor that is still running"
             ) from exc
         raise
-
-
-def _map_as_futures(
-    executor: concurrent.futures.Executor, fn: Callable[[Any], Any], payloads: list[Any]
-) -> list[Future[Any]]:
-    """Futures for ``executor.map``, for executors whose ``map`` is their batch path."""
-    futures: list[Future[Any]] = [Future() for _ in payloads]
-    results = executor.map(fn, payloads)
-
-    def drain() -> None:
-        i = 0
-        try:
-            for i, value in enumerate(results):
-                futures[i].set_result(value)
-        except BaseException as exc:
-            for fut in futures:
-                if not fut.done():
-                    fut.set_exception(exc)
-
-    threading.Thread(target=drain, name="daskexec-map-drain", daemon=True).start()
-    return futures
 
 
 def encode(
