@@ -141,10 +141,7 @@ def prepare(dsk: Any, keys: Any) -> Graph:
                     )
                 stack.append(dep)
 
-    dependents: dict[Hashable, list[Hashable]] = {key: [] for key in nodes}
-    for key, deps in dependencies.items():
-        for dep in deps:
-            dependents[dep].append(key)
+    dependents = dependents_of(dependencies)
     _check_acyclic(dependencies, dependents)
     priority = forest_order(dependencies, dependents)
     if priority is None:
@@ -157,6 +154,17 @@ def prepare(dsk: Any, keys: Any) -> Graph:
         outputs=outputs,
         annotations={k: v for k, v in annotations.items() if k in nodes},
     )
+
+
+def dependents_of(
+    dependencies: Mapping[Hashable, frozenset[Hashable]],
+) -> dict[Hashable, list[Hashable]]:
+    """Each key's consumers, from every key's dependencies."""
+    dependents: dict[Hashable, list[Hashable]] = {key: [] for key in dependencies}
+    for key, deps in dependencies.items():
+        for dep in deps:
+            dependents[dep].append(key)
+    return dependents
 
 
 def forest_order(

@@ -22,7 +22,7 @@ from typing import Any
 
 from dask._task_spec import GraphNode, Task
 
-from daskexec._graph import Graph
+from daskexec._graph import Graph, dependents_of
 
 
 def _getters() -> frozenset[Callable[..., Any]]:
@@ -59,7 +59,8 @@ def inline_getters(g: Graph) -> Graph:
             continue
         absorbed.setdefault(consumer, []).append(key)
     # a slice that is itself a consumer of slices stays a task of its own
-    for consumer in [c for c in absorbed if any(c in ks for ks in absorbed.values())]:
+    slices = {k for ks in absorbed.values() for k in ks}
+    for consumer in [c for c in absorbed if c in slices]:
         del absorbed[consumer]
     gone = {k for ks in absorbed.values() for k in ks}
     if not gone:
@@ -70,14 +71,10 @@ def inline_getters(g: Graph) -> Graph:
         fused: GraphNode = GraphNode.fuse(*(g.nodes[k] for k in keys), g.nodes[consumer])
         nodes[consumer] = fused
         dependencies[consumer] = frozenset(fused.dependencies)
-    dependents: dict[Hashable, list[Hashable]] = {k: [] for k in nodes}
-    for key, deps in dependencies.items():
-        for dep in deps:
-            dependents[dep].append(key)
     return Graph(
         nodes=nodes,
         dependencies=dependencies,
-        dependents=dependents,
+        dependents=dependents_of(dependencies),
         priority={k: p for k, p in g.priority.items() if k not in gone},
         outputs=g.outputs,
         annotations=g.annotations,

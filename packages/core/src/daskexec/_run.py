@@ -454,14 +454,17 @@ class Run:
             and typical is not None
             and typical * _packing.AMORTIZE < overhead
         )
-        units = [self.families.get(m) or [m] for m in members]
-        items = [
-            self._build_item(
-                [k for unit in units[i : i + p] for k in unit],
-                fan_out or any(len(unit) > 1 for unit in units[i : i + p]),
-            )
-            for i in range(0, ntasks, p)
-        ]
+        if not self.families:
+            items = [self._build_item(members[i : i + p], fan_out) for i in range(0, ntasks, p)]
+        else:  # a family's first root brings the others; consumers of several join
+            units = [self.families.get(m) or [m] for m in members]
+            items = [
+                self._build_item(
+                    [k for unit in units[i : i + p] for k in unit],
+                    fan_out or any(len(unit) > 1 for unit in units[i : i + p]),
+                )
+                for i in range(0, ntasks, p)
+            ]
         self._submit(grp, items)
 
     def _can_join(self, key: Hashable) -> bool:
