@@ -242,9 +242,21 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
 
 def is_shut_down(executor: concurrent.futures.Executor) -> bool:
     """Whether ``executor`` says it was shut down (``False`` when it cannot say)."""
+    return bool(shut_down_state(executor))
+
+
+def shut_down_state(executor: concurrent.futures.Executor) -> bool | None:
+    """Whether ``executor`` was shut down: ``None`` when it cannot say.
+
+    An executor says so through ``__daskexec_shut_down__()``; the stdlib
+    pools are asked through :mod:`daskexec._compat`.  Any other executor
+    (distributed's ``ClientExecutor``, mpi4py's ``MPIPoolExecutor``) cannot
+    say; its ``submit`` raising ``RuntimeError`` is then the only sign, as
+    the ``concurrent.futures`` contract has it.
+    """
     own = getattr(executor, "__daskexec_shut_down__", None)
     if own is not None:
         return bool(own())
     from daskexec._compat import pool_shut_down
 
-    return bool(pool_shut_down(executor))
+    return pool_shut_down(executor)

@@ -9,7 +9,7 @@ from typing import Any
 
 from daskexec import _serialize
 from daskexec._worker import ItemResult, WorkItem
-from daskexec.engine import is_shut_down
+from daskexec.engine import shut_down_state
 from daskexec.errors import SerializationError
 from daskexec.stats import ComputeStats
 
@@ -52,7 +52,16 @@ def _guarded(
     try:
         return submit()
     except RuntimeError as exc:
-        if is_shut_down(ex):
+        state = shut_down_state(ex)
+        if state is None:
+            # The executor cannot say; by the concurrent.futures contract,
+            # submit() raises RuntimeError once the executor was shut down.
+            raise RuntimeError(
+                f"daskexec: the {name} executor refused new work ({exc}); an executor "
+                "raises RuntimeError from submit() when it has been shut down: pass an "
+                "executor that is still running"
+            ) from exc
+        if state:
             raise RuntimeError(
                 f"daskexec: the {name} executor has been shut down; "
                 "pass an executor that is still running"

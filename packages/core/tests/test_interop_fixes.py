@@ -1,0 +1,88 @@
+"""What running the suite on executors nobody here wrote found in the core.
+
+distributed's ``ClientExecutor``, mpi4py's ``MPIPoolExecutor`` and parsl's
+``ParslPoolExecutor`` implement ``concurrent.futures.Executor`` and nothing
+of the engine protocol: the core must work with what that interface
+promises, and no more.  Each test here pins one fix, on a small executor
+of the same kind (public ``Executor`` API only, no daskexec hooks).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from dask import delayed
+
+import daskexec
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+class Foreign(concurrent.futures.Executor):
+    """An executor the core knows nothing about: only the public Executor API.
+
+    Like distributed's ``ClientExecutor``, its ``shutdown`` has no
+    ``cancel_futures`` and it cannot say whether it was shut down, except by
+    ``submit`` raising ``RuntimeError`` afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(2)
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True) -> None:  # type: ignore[override]
+        self._closed = True
+        self._pool.shutdown(wait=wait)
+
+
+@pytest.fixture
+def foreign() -> Iterator[Foreign]:
+    ex = Foreign()
+    yield ex
+    ex.shutdown()
+
+
+def test_foreign_executor_is_described_safely(foreign: Foreign) -> None:
+    info = daskexec.describe(foreign)
+    assert info.out_of_process and info.name == "Foreign", info
+    assert delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(foreign)) == 2
+
+
+def test_foreign_executor_shut_down_is_reported_as_that(foreign: Foreign) -> None:
+    # Found on ClientExecutor and MPIPoolExecutor: the core re-raised their own
+    # "cannot submit after shutdown", since neither can say it was shut down.
+    foreign.shutdown()
+    with pytest.raises(RuntimeError, match="Foreign executor refused new work") as info:
+        delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(foreign))
+    assert "shut down" in str(info.value), str(info.value)
+    assert "cannot schedule new futures after shutdown" in str(info.value), str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError), repr(info.value.__cause__)
+
+
+class Running(Foreign):
+    """Says it is running, and still refuses work: its RuntimeError is its own."""
+
+    def __daskexec_shut_down__(self) -> bool:
+        return False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("quota exceeded")
+
+
+def test_runtime_error_of_a_running_executor_is_not_called_shut_down() -> None:
+    ex = Running()
+    try:
+        with pytest.raises(RuntimeError, match="^quota exceeded$"):
+            delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(ex))
+    finally:
+        ex.shutdown()
