@@ -10,9 +10,11 @@ of the same kind (public ``Executor`` API only, no daskexec hooks).
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dask
 import pytest
 from dask import delayed
 
@@ -84,5 +86,51 @@ def test_runtime_error_of_a_running_executor_is_not_called_shut_down() -> None:
     try:
         with pytest.raises(RuntimeError, match="^quota exceeded$"):
             delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(ex))
+    finally:
+        ex.shutdown()
+
+
+class UncancellableFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """Like parsl's ``AppFuture``: ``cancel()`` raises instead of returning False."""
+
+    def cancel(self) -> bool:
+        raise NotImplementedError("Cancel not implemented")
+
+
+class Uncancellable(Foreign):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        inner = super().submit(fn, *args, **kwargs)
+        outer = UncancellableFuture()
+
+        def copy(f: concurrent.futures.Future[Any]) -> None:
+            if f.exception() is not None:
+                outer.set_exception(f.exception())
+            else:
+                outer.set_result(f.result())
+
+        inner.add_done_callback(copy)
+        return outer
+
+
+def fail_now(x: int) -> int:
+    raise ValueError(f"task failed: {x}")
+
+
+def nap(x: int) -> int:
+    time.sleep(0.5)
+    return x
+
+
+def test_futures_that_cannot_be_cancelled_do_not_hide_the_task_error() -> None:
+    # Found on ParslPoolExecutor: the first error cancels the work in flight,
+    # and AppFuture.cancel() raising replaced the task's error with
+    # NotImplementedError.
+    ex = Uncancellable()
+    try:
+        graph = [delayed(nap)(1, dask_key_name="napping"), delayed(fail_now)(2)]
+        s = daskexec.ExecutorScheduler(ex, pack_size=1)
+        with pytest.raises(ValueError, match="task failed: 2"):
+            dask.compute(*graph, scheduler=s)
+        assert sum(graph[0].compute(scheduler=s) for _ in range(2)) == 2  # still usable
     finally:
         ex.shutdown()

@@ -261,7 +261,14 @@ class Run:
         """Stop everything still queued or running (error or interrupt)."""
         self.cancel.set()
         for fut in list(self.inflight):
-            fut.cancel()
+            try:
+                fut.cancel()
+            except Exception:
+                # A future that cannot be cancelled may say so by raising
+                # (parsl's AppFuture.cancel raises NotImplementedError) instead
+                # of returning False: it runs to its end, and the error that
+                # stopped the compute stays the one the caller sees.
+                pass
 
     # ---------------------------------------------------------------- readiness
 
