@@ -30,8 +30,20 @@ BACKENDS: dict[str, list[str]] = {
 }
 PACKAGES = [CORE, *sorted({p for pkgs in BACKENDS.values() for p in pkgs})]
 TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "psutil>=5.9"]
+# Executors nobody here wrote, each wired to the suite by interop/<name>/conftest.py:
+# name -> what it needs from PyPI besides core, and the command that runs pytest there.
+INTEROP: dict[str, tuple[list[str], list[str]]] = {
+    "distributed": (["distributed>=2026.8"], ["pytest"]),
+    "parsl": (["parsl>=2026.10.26"], ["pytest"]),
+    # rank 0 runs pytest, ranks 1 and 2 are the workers of MPIPoolExecutor's pool
+    "mpi": (
+        ["mpi4py>=4.1", "mpich>=5.0"],
+        ["mpiexec", "-n", "3", "python", "-m", "mpi4py.futures", "-m", "pytest"],
+    ),
+}
 nox.options.sessions = [
     *(f"test-{name}" for name in BACKENDS),
+    *(f"test-{name}" for name in INTEROP),
     "lint",
     "typecheck",
     "build",
@@ -57,6 +69,19 @@ for _name in BACKENDS:
         _install_backend(session, name)
         session.install("-r", "benchmarks/requirements.txt")
         session.run("python", "-m", "benchmarks", f"--backends={name}", *session.posargs)
+
+
+for _name in INTEROP:
+
+    @nox.session(name=f"test-{_name}", tags=["test", "interop"])
+    def _interop(session: nox.Session, name: str = _name) -> None:
+        """Run the conformance suite on a third-party executor (interop/<name>/conftest.py)."""
+        requirements, pytest = INTEROP[name]
+        session.install(f"./{CORE}[test]", *TEST_DEPS, *requirements)
+        session.chdir(f"interop/{name}")
+        # the launcher and the engines' own scripts (parsl's interchange.py,
+        # mpich's mpiexec) are found on PATH, in this session's venv
+        session.run(*pytest, "--pyargs", "daskexec.testing", *session.posargs)
 
 
 @nox.session
