@@ -26,8 +26,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import importlib
+import inspect
+import sys
 import threading
 import time
+import types
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -67,8 +72,26 @@ def daskexec_executor_factory(request: pytest.FixtureRequest) -> ExecutorFactory
 
 
 @pytest.fixture(scope="session")
-def executor(daskexec_executor_factory: ExecutorFactory) -> Iterator[concurrent.futures.Executor]:
-    """The session's executor, shared by every test that does not shut it down."""
+def user_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.ModuleType]:
+    """:mod:`daskexec.testing.user_module`, imported from a folder beside the driver only."""
+    from daskexec.testing import user_module as source
+
+    folder = tmp_path_factory.mktemp("user-project")
+    name = f"user_tasks_{uuid.uuid4().hex[:8]}"
+    (folder / f"{name}.py").write_text(inspect.getsource(source))
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def executor(
+    daskexec_executor_factory: ExecutorFactory, user_module: types.ModuleType
+) -> Iterator[concurrent.futures.Executor]:
+    """The session's executor, started once the user's module is on the driver's path."""
     ex = daskexec_executor_factory()
     try:
         yield ex

@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 import traceback
+import types
 from typing import Any
 
 import dask
@@ -116,6 +117,26 @@ def test_results_of_user_classes_lambdas_and_closures(
     assert adder(1) == 6
     squares = delayed(lambda: [lambda i=i: i * i for i in range(3)])()
     assert [f() for f in squares.compute(scheduler=scheduler)] == [0, 1, 4]
+
+
+def test_functions_and_classes_from_a_module_beside_the_driver(
+    scheduler: daskexec.ExecutorScheduler, user_module: types.ModuleType
+) -> None:
+    m = user_module
+    points = [delayed(m.make_point)(i) for i in range(6)]
+    shifted = [delayed(m.shift)(p, 0.5) for p in points]
+    total = delayed(sum)([delayed(m.norm1)(p) for p in shifted])
+    got_points, got_total = dask.compute(shifted, total, scheduler=scheduler)
+    assert got_points == [m.Point(i + 0.5, 2 * i + 0.5) for i in range(6)]
+    assert type(got_points[0]) is m.Point  # unpickled as the driver's own class
+    assert got_total == sum(3 * i + 1 for i in range(6))
+    adder = delayed(m.make_adder)(10)
+    assert delayed(m.apply)(adder, 1).compute(scheduler=scheduler) == 11
+    assert adder.compute(scheduler=scheduler)(2) == 12  # a closure from that module as a result
+    bag = db.from_sequence(range(8), npartitions=4).map(m.make_point).map(m.norm1)
+    assert bag.sum().compute(scheduler=scheduler) == sum(3 * i for i in range(8))
+    with pytest.raises(m.UserError, match="user error at 3"):
+        delayed(m.explode)(3).compute(scheduler=scheduler)
 
 
 def test_bag_task_based_groupby(scheduler: daskexec.ExecutorScheduler) -> None:
