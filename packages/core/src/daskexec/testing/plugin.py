@@ -28,6 +28,7 @@ import concurrent.futures
 import functools
 import importlib
 import inspect
+import pathlib
 import sys
 import threading
 import time
@@ -61,6 +62,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires(*capabilities): skip unless the executor declares these capabilities"
     )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A conftest's fixtures apply only below its folder; the suite lives in site-packages.
+    root = session.config.rootpath
+    for plugin in session.config.pluginmanager.get_plugins():
+        path = pathlib.Path(getattr(plugin, "__file__", None) or ".")
+        overrides = [f for f in _OVERRIDES if hasattr(plugin, f)]
+        if path.name == "conftest.py" and overrides and path.parent.resolve() != root.resolve():
+            raise pytest.UsageError(
+                f"{path} defines {', '.join(overrides)}, but pytest's rootdir is {root}: "
+                "a conftest's fixtures reach only tests below its folder, and the suite "
+                "is installed elsewhere. Put a pytest.ini beside that conftest.py, or "
+                "run pytest with --rootdir set to its folder."
+            )
+
+
+_OVERRIDES = ("daskexec_executor_factory", "daskexec_capabilities")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from daskexec.testing.plugin import ExecutorFactory
 def test_executor_already_shut_down(new_executor: ExecutorFactory) -> None:
     ex = new_executor()
     ex.shutdown(wait=True)
-    with pytest.raises(RuntimeError, match="shut down"):
+    with pytest.raises(RuntimeError, match="shut ?down"):  # ours, or the executor's own
         delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(ex))
 
 
