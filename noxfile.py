@@ -129,6 +129,22 @@ def build(session: nox.Session) -> None:
                 py, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True
             )
     session.run(py, "examples/threadpool_executor.py", external=True)
+    # the conformance suite from the core wheel alone, on an executor nobody registered
+    session.run(
+        "uv", "pip", "install", "--python", py, f"daskexec-core[test] @ {core_wheel}", external=True
+    )
+    with session.chdir("examples/custom_executor"):
+        session.run(
+            py,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "daskexec.testing",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            external=True,
+        )
 
 
 @nox.session
