@@ -36,6 +36,7 @@ whose future itself fails (the engine lost it) is sent again, up to
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import heapq
 import queue
 import threading
@@ -261,14 +262,12 @@ class Run:
         """Stop everything still queued or running (error or interrupt)."""
         self.cancel.set()
         for fut in list(self.inflight):
-            try:
+            # A future that cannot be cancelled may say so by raising (parsl's
+            # AppFuture.cancel raises NotImplementedError) instead of returning
+            # False: it runs to its end, and the error that stopped the compute
+            # stays the one the caller sees.
+            with contextlib.suppress(Exception):
                 fut.cancel()
-            except Exception:
-                # A future that cannot be cancelled may say so by raising
-                # (parsl's AppFuture.cancel raises NotImplementedError) instead
-                # of returning False: it runs to its end, and the error that
-                # stopped the compute stays the one the caller sees.
-                pass
 
     # ---------------------------------------------------------------- readiness
 
