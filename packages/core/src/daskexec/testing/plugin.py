@@ -120,9 +120,13 @@ def executor(
 
 @pytest.fixture
 def new_executor(
-    daskexec_executor_factory: ExecutorFactory,
+    daskexec_executor_factory: ExecutorFactory, user_module: types.ModuleType
 ) -> Iterator[ExecutorFactory]:
     """Make fresh executors for one test; each is shut down (waiting) after it.
+
+    Like the session's executor, they start once the user's module is on the
+    driver's path: a factory that starts its engine with the first executor
+    it makes (a distributed cluster, a parsl kernel) starts it from there.
 
     The teardown calls plain ``shutdown(wait=True)``, as CPython's executor
     tests do: ``cancel_futures`` is checked by its own test, and an executor
