@@ -49,6 +49,10 @@ KNOWN_FAILURES = {
     ),
 }
 NOT_RUN = {
+    "test_executor_contract.py::test_base_exception_in_a_task_comes_back[Stop]": (
+        "a task's BaseException that is not an Exception comes back, but it escapes into "
+        "the client's event loop, and ClientExecutor.shutdown(wait=True) then never returns"
+    ),
     "test_executor_contract.py::test_base_exception_in_a_task_comes_back[KeyboardInterrupt]": (
         _KILLS_WORKER
     ),
