@@ -10,6 +10,7 @@ of the same kind (public ``Executor`` API only, no daskexec hooks).
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -132,5 +133,40 @@ def test_futures_that_cannot_be_cancelled_do_not_hide_the_task_error() -> None:
         with pytest.raises(ValueError, match="task failed: 2"):
             dask.compute(*graph, scheduler=s)
         assert sum(graph[0].compute(scheduler=s) for _ in range(2)) == 2  # still usable
+    finally:
+        ex.shutdown()
+
+
+class Memoizing(Foreign):
+    """Like distributed's ClientExecutor with its default ``pure=True``: one call per arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[Any, Any] = {}
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        key = dask.base.tokenize(fn, args, kwargs)
+        if key not in self.calls:
+            self.calls[key] = super().submit(fn, *args, **kwargs)
+        return self.calls[key]
+
+
+def fail_once(x: int, marker: str) -> int:
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("failed")
+        raise OSError("transient failure")
+    return x + 1
+
+
+def test_a_retry_is_a_new_call_on_an_executor_that_memoizes(tmp_path: Any) -> None:
+    # Found on ClientExecutor (pure=True by default): the same function and
+    # payload sent again gave back the failed attempt's future.
+    ex = Memoizing()
+    try:
+        s = daskexec.ExecutorScheduler(ex, retry_on=(OSError,))
+        marker = str(tmp_path / "failed-once")
+        assert delayed(fail_once)(1, marker).compute(scheduler=s) == 2
+        assert s.last_stats is not None and s.last_stats.retries == 1, s.last_stats
     finally:
         ex.shutdown()

@@ -22,17 +22,33 @@ def batch_senders(
     senders: list[Callable[[], tuple[Future[Any], list[Any]]]] = []
     for fut, payload in zip(futures, payloads, strict=False):
         first: list[Future[Any] | None] = [fut]
+        attempt = [1]
 
         def send(
-            payload: Any = payload, first: list[Future[Any] | None] = first
+            payload: Any = payload,
+            first: list[Future[Any] | None] = first,
+            attempt: list[int] = attempt,
         ) -> tuple[Future[Any], list[Any]]:
             if first[0] is not None:
                 f, first[0] = first[0], None
                 return f, []
-            return _guarded(executor, name, lambda: [executor.submit(fn, payload)])[0], []
+            attempt[0] += 1
+            n = attempt[0]
+            return _guarded(executor, name, lambda: [executor.submit(again, fn, payload, n)])[0], []
 
         senders.append(send)
     return senders
+
+
+def again(fn: Callable[[Any], Any], payload: Any, attempt: int) -> Any:
+    """Run ``fn(payload)`` once more: a retry that is a call of its own.
+
+    An executor may memoize identical calls (distributed's ``ClientExecutor``
+    with its default ``pure=True`` gives the same task key, and so the same
+    failed result, to the same function and arguments); the attempt number
+    makes each retry a different call.
+    """
+    return fn(payload)
 
 
 def _submit_many(
