@@ -54,6 +54,11 @@ KNOWN_FAILURES = {
         "cluster: they import what is installed, not modules on the driver's sys.path "
         "(daskexec names the missing module)"
     ),
+    "test_executor_contract.py::test_worker_death_is_broken_executor_and_executor_recovers": (
+        "a worker's death fails its future with parsl's WorkerLost, not a BrokenExecutor "
+        "(the pool starts a new worker, and the scheduler retries WorkerLost as an engine "
+        "failure)"
+    ),
     "test_executor_contract.py::test_submit_after_shutdown_raises": (
         "ParslPoolExecutor.map() does not check for shutdown: it still submits"
     ),
@@ -117,6 +122,10 @@ def _config(run_dir: str) -> Config:
                 max_workers_per_node=2,
                 cores_per_worker=1,
                 encrypted=False,
+                # the pool notices a dead worker process on its heartbeat: every
+                # 2 s rather than parsl's default 30 s
+                heartbeat_period=2,
+                heartbeat_threshold=20,
                 provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
             )
         ],
@@ -128,7 +137,8 @@ def _config(run_dir: str) -> Config:
 
 @pytest.fixture(scope="session")
 def daskexec_capabilities() -> frozenset[str]:
-    # Tasks run in the HighThroughputExecutor's worker processes.  Parsl
-    # futures cannot be cancelled (AppFuture.cancel raises), so running work
-    # cannot be stopped.
-    return frozenset({"separate-processes"})
+    # Tasks run in the HighThroughputExecutor's worker processes; the pool
+    # replaces a worker that dies, and the lost task fails with WorkerLost.
+    # Parsl futures cannot be cancelled (AppFuture.cancel raises), so running
+    # work cannot be stopped.
+    return frozenset({"separate-processes", "survives-worker-death"})
