@@ -1,13 +1,12 @@
 """The conformance suite on distributed's ``ClientExecutor`` (``Client.get_executor()``).
 
-One ``LocalCluster`` for the session: two worker processes of one thread
-each, behind nannies that restart a worker that dies.  The client is not
-made Dask's default scheduler (``set_as_default=False``): with a default
-client, Dask builds shuffles and rechunks for its P2P extension, which only
-distributed's own scheduler can run.  Each executor is
-``client.get_executor(pure=False)``: every ``submit`` is a call of its own,
-as in ``concurrent.futures`` (the default ``pure=True`` makes identical
-calls one task with one result).
+One ``LocalCluster`` for the session, started with the first executor: two
+worker processes of one thread each.  The client is not made Dask's default
+scheduler (``set_as_default=False``): with a default client, Dask builds
+shuffles and rechunks for its P2P extension, which only distributed's own
+scheduler can run.  Each executor is ``client.get_executor(pure=False)``:
+every ``submit`` is a call of its own, as in ``concurrent.futures`` (the
+default ``pure=True`` makes identical calls one task with one result).
 
 Run from this folder: ``pytest --pyargs daskexec.testing``.
 """
