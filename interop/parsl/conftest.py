@@ -1,8 +1,9 @@
 """The conformance suite on parsl's ``ParslPoolExecutor``, over a HighThroughputExecutor.
 
-Parsl runs one DataFlowKernel per process: the session loads one, with
-parsl's HighThroughputExecutor on a ``LocalProvider`` (one block of two
-worker processes on this machine, talking over loopback only), and every
+Parsl runs one DataFlowKernel per process: the session loads one with its
+first executor, with parsl's HighThroughputExecutor on a ``LocalProvider``
+(one block of two worker processes on this machine, talking over loopback
+only, unencrypted), and every
 executor the suite makes is ``ParslPoolExecutor(dfk=dfk)`` on it: shutting
 one down leaves the kernel to the others.  The HighThroughputExecutor is
 how parsl runs on a cluster (the provider is what changes); parsl's
