@@ -14,12 +14,12 @@ call of a module-level runner that any pickler handles:
   never copied into a second pickle;
 - otherwise the whole call is one cloudpickle blob.
 
-The runner returns the call's *outcome* (see ``daskexec._kit``): bytes
+The runner returns the call's *outcome* (see ``daskexec.kit``): bytes
 holding the result or the exception, pickled in the worker with cloudpickle.
 The pool itself never pickles a task's result or exception, so a lambda
 result, an exception whose pickle does not load, or a ``KeyboardInterrupt``
 raised by a task cannot break it; the adapter decodes the outcome in the
-driver with ``daskexec._kit.settle`` or ``bridge``.
+driver with ``daskexec.kit.settle`` or ``bridge``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 
 import cloudpickle
 
-from daskexec._kit import outcome_of
+from daskexec.kit import outcome_of
 
 __all__ = [
     "WorkerLostError",
@@ -51,10 +51,6 @@ __all__ = [
 Context = multiprocessing.context.BaseContext
 
 _PLAIN = frozenset({bytes, bytearray, str, int, float, bool, complex, type(None)})
-
-#: What one invocation costs beyond its work, for ``EngineInfo.call_overhead``:
-#: a round trip through a pipe and two (un)pickles, about a millisecond.
-PROCESS_CALL_OVERHEAD = 1e-3
 
 #: Seconds a worker may take to exit on SIGTERM from ``terminate_workers()``
 #: before it is killed.
