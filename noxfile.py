@@ -39,6 +39,13 @@ nox.options.sessions = [
 ]
 
 
+def _own_tests(name: str) -> list[str]:
+    """Test folders run besides the installed suite: an adapter's own, or the core's (once)."""
+    if name == "threads":
+        return [f"{CORE}/tests"]
+    return [f"{p}/tests" for p in BACKENDS[name] if os.path.isdir(f"{p}/tests")]
+
+
 def _install_backend(session: nox.Session, name: str) -> None:
     session.install(f"./{CORE}[test]", *[f"./{p}" for p in BACKENDS[name]], *TEST_DEPS)
 
@@ -49,7 +56,14 @@ for _name in BACKENDS:
     def _test(session: nox.Session, name: str = _name) -> None:
         """Run the whole conformance suite on one backend."""
         _install_backend(session, name)
-        session.run("pytest", f"--backend={name}", *session.posargs)
+        session.run(
+            "pytest",
+            "--pyargs",
+            "daskexec.testing",
+            *_own_tests(name),
+            f"--backend={name}",
+            *session.posargs,
+        )
 
     @nox.session(name=f"bench-{_name}", tags=["bench"])
     def _bench(session: nox.Session, name: str = _name) -> None:
@@ -115,6 +129,22 @@ def build(session: nox.Session) -> None:
                 py, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True
             )
     session.run(py, "examples/threadpool_executor.py", external=True)
+    # the conformance suite from the core wheel alone, on an executor nobody registered
+    session.run(
+        "uv", "pip", "install", "--python", py, f"daskexec-core[test] @ {core_wheel}", external=True
+    )
+    with session.chdir("examples/custom_executor"):
+        session.run(
+            py,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "daskexec.testing",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            external=True,
+        )
 
 
 @nox.session

@@ -137,9 +137,10 @@ class ResultStore(Protocol):
         """Delete everything this compute stored (also what workers wrote and lost track of)."""
         ...
 
-    # Optional: ``mapped = True`` when workers map values into memory rather
-    # than transfer them, so that reading a whole value costs no more than a
-    # slice of it (the scheduler then runs slicing tasks inside their consumers).
+    #: Whether workers map values into memory rather than transfer them, so
+    #: that reading a whole value costs no more than a slice of it (the
+    #: scheduler then runs slicing tasks inside their consumers).
+    mapped: bool
 
 
 # -- format --------------------------------------------------------------------

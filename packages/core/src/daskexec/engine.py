@@ -43,15 +43,20 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from daskexec._store import ResultStore
+from daskexec._store import ResultStore, StoreClient
 
 __all__ = [
     "CAPABILITIES",
+    "CleansUpPerCompute",
+    "DescribesEngine",
     "EngineInfo",
     "ReferenceEngine",
+    "ReportsShutDown",
+    "ResultStore",
+    "StoreClient",
+    "SubmitsMany",
     "describe",
     "is_shut_down",
 ]
@@ -188,6 +193,46 @@ class ReferenceEngine(Protocol):
         ...
 
 
+@runtime_checkable
+class DescribesEngine(Protocol):
+    """An executor that states the facts the scheduler plans with."""
+
+    def __daskexec_engine__(self) -> EngineInfo:
+        """This executor's :class:`EngineInfo` (called once per compute)."""
+        ...
+
+
+@runtime_checkable
+class SubmitsMany(Protocol):
+    """An executor that submits a batch as one engine-level job."""
+
+    def submit_many(self, fn: Callable[[Any], Any], payloads: Sequence[Any]) -> list[Future[Any]]:
+        """Submit ``fn(payload)`` for every payload at once; one future each, in order.
+
+        Each future completes as soon as its own call does (in any order),
+        with the result or the exception of that call.
+        """
+        ...
+
+
+@runtime_checkable
+class ReportsShutDown(Protocol):
+    """An executor that can say whether it was shut down."""
+
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether ``shutdown`` was called: the executor takes no more work."""
+        ...
+
+
+@runtime_checkable
+class CleansUpPerCompute(Protocol):
+    """An executor that releases what one compute left behind, and lives on."""
+
+    def __daskexec_compute_done__(self) -> None:
+        """Called after every compute (returned, failed or interrupted)."""
+        ...
+
+
 def describe(executor: concurrent.futures.Executor) -> EngineInfo:
     """Return the :class:`EngineInfo` of ``executor``.
 
@@ -196,9 +241,8 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
     recognised; any other executor is assumed to run out of process with one
     worker per CPU, which is always safe, if not always fastest.
     """
-    own = getattr(executor, "__daskexec_engine__", None)
-    if own is not None:
-        info = own()
+    if isinstance(executor, DescribesEngine):
+        info = executor.__daskexec_engine__()
         if not isinstance(info, EngineInfo):
             raise TypeError(
                 f"{type(executor).__name__}.__daskexec_engine__() returned "
@@ -242,9 +286,8 @@ def describe(executor: concurrent.futures.Executor) -> EngineInfo:
 
 def is_shut_down(executor: concurrent.futures.Executor) -> bool:
     """Whether ``executor`` says it was shut down (``False`` when it cannot say)."""
-    own = getattr(executor, "__daskexec_shut_down__", None)
-    if own is not None:
-        return bool(own())
+    if isinstance(executor, ReportsShutDown):
+        return bool(executor.__daskexec_shut_down__())
     from daskexec._compat import pool_shut_down
 
     return bool(pool_shut_down(executor))

@@ -30,7 +30,7 @@ from daskexec import _graph, _packing, _worker
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
-from daskexec.engine import EngineInfo, describe, is_shut_down
+from daskexec.engine import CleansUpPerCompute, EngineInfo, describe, is_shut_down
 from daskexec.stats import ComputeStats, _record
 
 __all__ = ["ExecutorScheduler", "executor_scheduler"]
@@ -296,9 +296,8 @@ class ExecutorScheduler:
         finally:
             if run is not None:
                 run.close()
-            done = getattr(ex, "__daskexec_compute_done__", None)
-            if done is not None:
-                done()
+            if isinstance(ex, CleansUpPerCompute):
+                ex.__daskexec_compute_done__()
             if owned:
                 _release(ex, failed)
             stats.tasks = stats.remote_tasks + stats.local_tasks

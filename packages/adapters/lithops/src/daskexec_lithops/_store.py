@@ -148,6 +148,9 @@ class LithopsResultStore:
         Called with ``prefix`` when the compute ends, before its values are deleted.
     """
 
+    #: values travel as whole objects: a slice is worth sending on its own
+    mapped = False
+
     def __init__(
         self,
         storage: Any,

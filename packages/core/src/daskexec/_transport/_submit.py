@@ -9,7 +9,7 @@ from typing import Any
 
 from daskexec import _serialize
 from daskexec._worker import ItemResult, WorkItem
-from daskexec.engine import is_shut_down
+from daskexec.engine import SubmitsMany, is_shut_down
 from daskexec.errors import SerializationError
 from daskexec.stats import ComputeStats
 
@@ -38,9 +38,8 @@ def batch_senders(
 def _submit_many(
     ex: concurrent.futures.Executor, name: str, fn: Callable[[Any], Any], payloads: list[Any]
 ) -> list[Future[Any]]:
-    many = getattr(ex, "submit_many", None)
-    if many is not None:
-        return _guarded(ex, name, lambda: list(many(fn, payloads)))
+    if isinstance(ex, SubmitsMany):
+        return _guarded(ex, name, lambda: list(ex.submit_many(fn, payloads)))
     # Without submit_many, each item is one submit: the scheduler sees every
     # item finish as soon as it does (a map would yield in order).
     return _guarded(ex, name, lambda: [ex.submit(fn, p) for p in payloads])

@@ -40,7 +40,7 @@ class Stored:
         self.client = self.store.client
         # a store that maps values into the reader's memory reads a whole block
         # as cheaply as a slice of it (see ``_inlining``)
-        self.inline_getters = bool(getattr(self.store, "mapped", False))
+        self.inline_getters = self.store.mapped
         self.held = 0  # bytes in the store that the driver holds handles to
 
     def senders(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Hashable
 
 import dask
@@ -10,8 +9,8 @@ import dask.array as da
 import numpy as np
 from dask.utils import key_split
 
-import daskexec
 from daskexec import _graph, _packing
+from daskexec.testing.graphs import transpose_sum
 
 
 def families_of(y: da.Array, workers: int) -> tuple[_graph.Graph, dict[Hashable, list[Hashable]]]:
@@ -20,11 +19,6 @@ def families_of(y: da.Array, workers: int) -> tuple[_graph.Graph, dict[Hashable,
     roots = sorted((k for k, d in g.dependencies.items() if not d), key=g.priority.__getitem__)
     groups = {k: key_split(k) for k in g.nodes}
     return g, _packing.root_families(roots, groups, g.dependents, g.dependencies, workers)
-
-
-def transpose_sum(n: int = 8) -> da.Array:
-    x = da.random.default_rng(0).random((40 * n, 40 * n), chunks=(40, 40))
-    return (x + x.T).sum()
 
 
 def test_blocks_and_their_transposes_are_families() -> None:
@@ -51,13 +45,3 @@ def test_too_few_families_to_keep_the_workers_busy() -> None:
     assert families == {}
     _, families = families_of(transpose_sum(3), workers=1)
     assert len(families) == 3
-
-
-def test_results_are_right_on_the_session_executor(executor: concurrent.futures.Executor) -> None:
-    s = daskexec.ExecutorScheduler(executor)
-    y = transpose_sum()
-    np.testing.assert_allclose(y.compute(scheduler=s), y.compute(scheduler="sync"))
-    assert s.last_stats is not None
-    if daskexec.describe(executor).out_of_process and daskexec.describe(executor).workers <= 14:
-        # a family, its consumers and their combination go out as one item each
-        assert s.last_stats.work_items < s.last_stats.remote_tasks

@@ -25,8 +25,6 @@ import pytest
 
 import daskexec
 
-pytestmark = pytest.mark.backend("ray")
-
 ray = pytest.importorskip("ray")
 
 SCENARIO_TIMEOUT = 240
@@ -414,7 +412,7 @@ def test_no_object_stays_pinned_after_a_compute(executor: Any) -> None:
     import dask.array as da
 
     import daskexec
-    from graphs import Interrupt
+    from daskexec.testing.graphs import Interrupt
 
     before = set(_our_references())
     s = daskexec.ExecutorScheduler(executor)

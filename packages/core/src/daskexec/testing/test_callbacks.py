@@ -11,7 +11,7 @@ from dask.callbacks import Callback
 from dask.diagnostics import Profiler, ProgressBar
 
 import daskexec
-from graphs import tree_sum, tree_sum_expected
+from daskexec.testing.graphs import tree_sum, tree_sum_expected
 
 
 class Recorder(Callback):
@@ -55,7 +55,7 @@ def test_custom_callback_sees_every_task(scheduler: daskexec.ExecutorScheduler) 
 def test_callback_finish_reports_errors(scheduler: daskexec.ExecutorScheduler) -> None:
     from dask import delayed
 
-    from graphs import fail
+    from daskexec.testing.graphs import fail
 
     with Recorder() as rec, contextlib.suppress(ValueError):
         delayed(fail)(1).compute(scheduler=scheduler)
@@ -109,7 +109,7 @@ class Counter(Callback):
 
 
 def test_literal_data_is_data_not_a_task(scheduler: daskexec.ExecutorScheduler) -> None:
-    from graphs import add, inc
+    from daskexec.testing.graphs import add, inc
 
     dsk = {"x": 1, "y": (inc, "x"), "z": (add, 10, "y")}
     with Counter() as c:
@@ -119,7 +119,7 @@ def test_literal_data_is_data_not_a_task(scheduler: daskexec.ExecutorScheduler) 
 
 
 def test_profiler_sees_tasks_only(scheduler: daskexec.ExecutorScheduler) -> None:
-    from graphs import add, inc
+    from daskexec.testing.graphs import add, inc
 
     dsk = {"a": 1, "b": 2, "c": (inc, "a"), "d": (inc, "b"), "e": (add, "c", "d")}
     with Profiler() as prof:
@@ -132,7 +132,7 @@ def test_profiler_is_complete_after_a_failed_compute(
 ) -> None:
     from dask import delayed
 
-    from graphs import fail, inc
+    from daskexec.testing.graphs import fail, inc
 
     first = delayed(inc)(1, dask_key_name="first")
     bad = delayed(fail)(first, dask_key_name="bad")

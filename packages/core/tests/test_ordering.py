@@ -9,7 +9,7 @@ from dask._task_spec import convert_legacy_graph
 from dask.order import order
 
 from daskexec._graph import forest_order
-from graphs import tree_sum
+from daskexec.testing.graphs import tree_sum
 
 
 def _structure(collection: object) -> tuple[dict, dict]:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import operator
 
 import dask
-import dask.array as da
 import numpy as np
 from dask._task_spec import Task, TaskRef
 from dask.array import chunk
 
-import daskexec
 from daskexec import _graph
 from daskexec._inlining import inline_getters
-
-
-def rechunked() -> da.Array:
-    """An all-to-all rechunk that Dask plans in two stages, with slices in between."""
-    with dask.config.set({"array.chunk-size": "1MiB"}):
-        x = da.random.default_rng(0).random((400, 400), chunks=(400, 10))
-        return x.rechunk((10, 400)).sum(axis=1)
+from daskexec.testing.graphs import rechunked
 
 
 def test_a_slice_with_one_consumer_joins_it() -> None:
@@ -56,20 +47,3 @@ def test_outputs_and_slices_with_several_consumers_stay() -> None:
     assert "s" in inlined.nodes  # two consumers
     assert "t" in inlined.nodes  # an output
     assert inlined is g
-
-
-def test_results_match_on_the_session_executor(executor: concurrent.futures.Executor) -> None:
-    y = rechunked()
-    s = daskexec.ExecutorScheduler(executor)
-    np.testing.assert_allclose(y.compute(scheduler=s), y.compute(scheduler="sync"))
-    assert s.last_stats is not None
-    (opt,) = dask.optimize(y)
-    ntasks = len(_graph.prepare(opt.__dask_graph__(), opt.__dask_keys__()).nodes)
-    store = daskexec.describe(executor).store
-    if store is not None and getattr(store, "mapped", False):
-        assert s.last_stats.tasks < ntasks  # the slices ran inside their consumers
-    else:
-        assert s.last_stats.tasks >= ntasks  # (plus the finalize task)
-    x = da.arange(1000, chunks=100)
-    z = (x[:999:3] + x[1::3]).sum()
-    assert z.compute(scheduler=s) == z.compute(scheduler="sync")

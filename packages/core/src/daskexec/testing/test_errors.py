@@ -11,7 +11,7 @@ import pytest
 from dask import delayed
 
 import daskexec
-from graphs import Interrupt, fail, inc, slow_inc, slow_inc_or_fail_fourth
+from daskexec.testing.graphs import Interrupt, fail, inc, slow_inc, slow_inc_or_fail_fourth
 
 
 def test_task_exception_keeps_type_message_key_and_traceback(
@@ -56,27 +56,11 @@ def test_user_executor_survives_errors(executor: concurrent.futures.Executor) ->
     assert executor.submit(abs, -3).result(timeout=60) == 3
 
 
-@pytest.mark.backend("threads")
-def test_own_executor_is_shut_down_on_success_and_error(no_leaks: None) -> None:
-    s = daskexec.ExecutorScheduler()
-    assert delayed(inc)(1).compute(scheduler=s) == 2
-    with pytest.raises(ValueError):
-        delayed(fail)(1).compute(scheduler=s)
-
-
-def test_named_backend_executor_is_shut_down(backend: str, no_leaks: None) -> None:
-    s = daskexec.ExecutorScheduler(backend)
+def test_named_backend_executor_is_shut_down(backend_name: str, no_leaks: None) -> None:
+    s = daskexec.ExecutorScheduler(backend_name)
     assert dask.compute(*[delayed(inc)(i) for i in range(10)], scheduler=s) == tuple(range(1, 11))
     with pytest.raises(ValueError):
         delayed(fail)(1).compute(scheduler=s)
-
-
-@pytest.mark.backend("threads")
-def test_keyboard_interrupt_shuts_down_own_executor(no_leaks: None) -> None:
-    s = daskexec.ExecutorScheduler(pack_size=1)
-    tasks = [delayed(slow_inc)(i, 0.05) for i in range(40)]
-    with Interrupt(after=3), pytest.raises(KeyboardInterrupt):
-        dask.compute(*tasks, scheduler=s)
 
 
 def test_keyboard_interrupt_leaves_user_executor_usable(
@@ -90,7 +74,7 @@ def test_keyboard_interrupt_leaves_user_executor_usable(
 
 
 def test_task_errors_are_not_retried_unless_asked(executor: Any, tmp_path: Any) -> None:
-    from graphs import fail_once
+    from daskexec.testing.graphs import fail_once
 
     marker = str(tmp_path / "failed-once")
     s = daskexec.ExecutorScheduler(executor)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import daskexec
-from graphs import Interrupt
+from daskexec.testing.graphs import Interrupt
 
 #: Bytes a task may move through the driver beyond the outputs: its pickled
 #: work item (functions travel once per batch) and its handles.

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.backend("lithops")
-
 
 def _work(payload: Any) -> Any:
     """One call: sleep, die, raise or echo, as the payload says."""
@@ -285,9 +283,9 @@ def test_each_compute_cleans_its_job_data(executor: Any) -> None:
     import dask
     from dask import delayed
     from lithops.constants import JOBS_PREFIX
+    from user_tasks import fail, inc
 
     import daskexec
-    from graphs import fail, inc
 
     fexec = executor.lithops_executor
     bucket = fexec.internal_storage.bucket
@@ -349,8 +347,8 @@ def test_module_references_are_found_in_pickles() -> None:
     import pickle
 
     import cloudpickle
+    import user_tasks
 
-    import graphs
     from daskexec_lithops._modules import refers_to
 
     class Recorder(pickle.Unpickler):
@@ -366,15 +364,15 @@ def test_module_references_are_found_in_pickles() -> None:
             return obj
 
     samples = [
-        graphs.inc,
-        [graphs.inc, graphs.add, os.path.join, graphs.inc],
-        lambda x: graphs.inc(x),  # by value, its global by reference
-        lambda: graphs,  # a module object: subimport("graphs")
-        functools.partial(graphs.slow_inc, delay=0),
-        {"__module__": "graphs", "f": graphs.fail},  # the name memoized before the global
-        (b"x" * 100_000, graphs.tree_sum),
+        user_tasks.inc,
+        [user_tasks.inc, user_tasks.add, os.path.join, user_tasks.inc],
+        lambda x: user_tasks.inc(x),  # by value, its global by reference
+        lambda: user_tasks,  # a module object: subimport("user_tasks")
+        functools.partial(user_tasks.slow_inc, delay=0),
+        {"__module__": "user_tasks", "f": user_tasks.fail},  # the name memoized before the global
+        (b"x" * 100_000, user_tasks.add),
     ]
-    roots = ["graphs", "os", "posixpath", "functools", "cloudpickle", "builtins", "dask"]
+    roots = ["user_tasks", "os", "posixpath", "functools", "cloudpickle", "builtins", "dask"]
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         for sample in samples:
             data = cloudpickle.dumps(sample, protocol=protocol)
@@ -382,35 +380,35 @@ def test_module_references_are_found_in_pickles() -> None:
             Recorder(data, found).load()
             missed = [r for r in roots if r in found and not refers_to(data, r)]
             assert not missed, (protocol, sample, missed)
-        nested = cloudpickle.dumps((cloudpickle.dumps(graphs.inc), b""), protocol=protocol)
-        assert refers_to(nested, "graphs"), protocol
-    assert not refers_to(cloudpickle.dumps((pow, "graphs_like", b"graphs")), "graphs")
+        nested = cloudpickle.dumps((cloudpickle.dumps(user_tasks.inc), b""), protocol=protocol)
+        assert refers_to(nested, "user_tasks"), protocol
+    assert not refers_to(cloudpickle.dumps((pow, "user_tasks_like", b"user_tasks")), "user_tasks")
 
 
 def test_module_options_pass_through(executor: Any) -> None:
     """include_modules/exclude_modules as Lithops has them (no call is made)."""
     import cloudpickle
+    import user_tasks
 
-    import graphs
     from daskexec_lithops import LithopsExecutor
 
-    blob = cloudpickle.dumps((graphs.inc, (1,), {}))
+    blob = cloudpickle.dumps((user_tasks.inc, (1,), {}))
     shipper = executor._shipper
     assert shipper is not None
     shipped = shipper.modules_for(None, [blob])
-    assert [os.path.abspath(p) for p in shipped] == [graphs.__file__], shipped
+    assert [os.path.abspath(p) for p in shipped] == [user_tasks.__file__], shipped
     assert shipper.modules_for(None, [b"not a pickle"]) == []
-    with LithopsExecutor(exclude_modules=["graphs"]) as excluding:
+    with LithopsExecutor(exclude_modules=["user_tasks"]) as excluding:
         assert excluding._shipper is not None
         assert excluding._shipper.modules_for(None, [blob]) == []
-        assert excluding._job_kwargs["exclude_modules"] == ["graphs"]
-    with LithopsExecutor(include_modules=["graphs"]) as explicit:
+        assert excluding._job_kwargs["exclude_modules"] == ["user_tasks"]
+    with LithopsExecutor(include_modules=["user_tasks"]) as explicit:
         assert explicit._shipper is None
-        assert explicit._job_kwargs["include_modules"] == ["graphs"]
+        assert explicit._job_kwargs["include_modules"] == ["user_tasks"]
     with LithopsExecutor(include_modules=None) as off:
         assert off._shipper is None and off._job_kwargs["include_modules"] is None
     with pytest.raises(TypeError, match="list of module names"):
-        LithopsExecutor(include_modules="graphs")
+        LithopsExecutor(include_modules="user_tasks")
 
 
 def test_localhost_hooks_are_installed(executor: Any) -> None:

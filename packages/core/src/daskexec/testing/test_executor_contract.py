@@ -5,7 +5,7 @@ The scheduler relies on an adapter's executor behaving like the stdlib pools:
 keeps order and honours ``timeout``, ``shutdown`` is idempotent, cancels
 pending work on request and, with ``wait=True``, leaves nothing running.
 These tests port the ideas of CPython's ``Lib/test/test_concurrent_futures``
-to any executor made by ``daskexec.create_executor(backend)``.
+to any executor the suite runs on.
 
 Each test takes a fresh executor (``ex``) and shuts it down afterwards, so
 that shutdown behaviour can be tested and one test's damage (a dead worker)
@@ -22,12 +22,12 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 import daskexec
-import leaks
+from daskexec.testing import leaks
+from daskexec.testing.plugin import ExecutorFactory
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,13 +36,9 @@ TIMEOUT = 60.0
 
 
 @pytest.fixture
-def ex(backend: str) -> Iterator[concurrent.futures.Executor]:
-    """A fresh executor of the backend under test, shut down after the test."""
-    executor = daskexec.create_executor(backend)
-    try:
-        yield executor
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+def ex(new_executor: ExecutorFactory) -> concurrent.futures.Executor:
+    """A fresh executor of the kind under test, shut down after the test."""
+    return new_executor()
 
 
 def _workers(executor: concurrent.futures.Executor) -> int:
@@ -228,9 +224,9 @@ def test_shutdown_cancel_futures(ex: concurrent.futures.Executor) -> None:
             assert f.result() is None
 
 
-def test_no_child_process_left_after_shutdown(backend: str) -> None:
+def test_no_child_process_left_after_shutdown(new_executor: ExecutorFactory) -> None:
     before = leaks.snapshot()
-    executor = daskexec.create_executor(backend)
+    executor = new_executor()
     try:
         futures = [executor.submit(abs, -i) for i in range(4 * _workers(executor))]
         assert sorted(f.result(timeout=TIMEOUT) for f in futures) == sorted(range(len(futures)))
@@ -244,9 +240,11 @@ def test_no_child_process_left_after_shutdown(backend: str) -> None:
 
 
 @pytest.mark.requires("survives-worker-death")
-def test_worker_death_is_broken_executor_and_executor_recovers(backend: str) -> None:
+def test_worker_death_is_broken_executor_and_executor_recovers(
+    new_executor: ExecutorFactory,
+) -> None:
     before = leaks.snapshot()
-    executor = daskexec.create_executor(backend)
+    executor = new_executor()
     try:
         doomed = executor.submit(os._exit, 1)
         start = time.monotonic()
@@ -348,9 +346,9 @@ def test_results_travel_with_cloudpickle(ex: concurrent.futures.Executor) -> Non
 
 
 @pytest.mark.requires("cancel-running")
-def test_terminate_workers_stops_running_work_at_once(backend: str) -> None:
+def test_terminate_workers_stops_running_work_at_once(new_executor: ExecutorFactory) -> None:
     before = leaks.snapshot()
-    executor = daskexec.create_executor(backend)
+    executor = new_executor()
     try:
         terminate = getattr(executor, "terminate_workers", None)
         assert callable(terminate), f"{executor!r} declares cancel-running: terminate_workers()"
@@ -380,10 +378,10 @@ def test_terminate_workers_stops_running_work_at_once(backend: str) -> None:
 
 
 @pytest.mark.requires("cancel-running")
-def test_terminate_workers_after_shutdown_no_wait(backend: str) -> None:
+def test_terminate_workers_after_shutdown_no_wait(new_executor: ExecutorFactory) -> None:
     # What the scheduler does with an executor it created when a compute fails.
     before = leaks.snapshot()
-    executor = daskexec.create_executor(backend)
+    executor = new_executor()
     try:
         assert executor.submit(abs, -1).result(timeout=TIMEOUT) == 1
         futures = [executor.submit(time.sleep, 120) for _ in range(2 * _workers(executor))]
@@ -401,8 +399,8 @@ def test_terminate_workers_after_shutdown_no_wait(backend: str) -> None:
 
 
 @pytest.mark.requires("cancel-running")
-def test_terminate_workers_on_an_unused_executor(backend: str) -> None:
-    executor = daskexec.create_executor(backend)
+def test_terminate_workers_on_an_unused_executor(new_executor: ExecutorFactory) -> None:
+    executor = new_executor()
     executor.terminate_workers()  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError):
         executor.submit(abs, -1)

@@ -14,7 +14,7 @@ import pytest
 from dask import delayed
 
 import daskexec
-from graphs import add, inc, tree_sum, tree_sum_expected
+from daskexec.testing.graphs import add, inc, tree_sum, tree_sum_expected
 
 dd = pytest.importorskip("dask.dataframe")
 

@@ -1,17 +1,15 @@
-"""Bad input gets a clear error that names the problem."""
+"""Bad input gets a clear error that names the problem (checks that need no engine)."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from typing import Any
 
-import dask
 import pytest
 from dask import delayed
 
 import daskexec
-from graphs import inc
+from daskexec.testing.graphs import inc
 
 
 @pytest.mark.parametrize("bad", [object(), "not-a-backend-name-xyz", 42, lambda: None])
@@ -46,13 +44,6 @@ def test_bad_options(option: str, value: Any) -> None:
         delayed(inc)(1).compute(scheduler=daskexec.executor_scheduler, **{option: value})
 
 
-def test_executor_already_shut_down(backend: str) -> None:
-    ex = daskexec.create_executor(backend)
-    ex.shutdown(wait=True)
-    with pytest.raises(RuntimeError, match="shut down"):
-        delayed(inc)(1).compute(scheduler=daskexec.ExecutorScheduler(ex))
-
-
 def test_missing_output_key(scheduler: daskexec.ExecutorScheduler) -> None:
     with pytest.raises(KeyError, match="'nope' is not in the graph"):
         scheduler({"a": 1}, "nope")
@@ -73,14 +64,6 @@ def test_cycle(scheduler: daskexec.ExecutorScheduler) -> None:
     dsk = {"a": (inc, "c"), "b": (inc, "a"), "c": (inc, "b"), "d": (inc, "c")}
     with pytest.raises(daskexec.GraphCycleError, match="cycle"):
         scheduler(dsk, "d")
-
-
-@pytest.mark.requires("separate-processes")
-def test_unpicklable_task_is_named(scheduler: daskexec.ExecutorScheduler) -> None:
-    lock = threading.Lock()
-    task = delayed(lambda lk, x: x)(lock, 1, dask_key_name="holds-a-lock")
-    with pytest.raises(TypeError, match="task 'holds-a-lock' cannot be serialized"):
-        task.compute(scheduler=scheduler)
 
 
 def test_describe_rejects_a_bad_self_description() -> None:
@@ -112,22 +95,3 @@ def test_retry_on_takes_a_single_class() -> None:
 def test_misspelled_keyword_is_refused(scheduler: daskexec.ExecutorScheduler) -> None:
     with pytest.raises(TypeError, match="did you mean 'batch_size'"):
         delayed(inc)(1).compute(scheduler=scheduler, batchsize=10)
-
-
-def test_keywords_dask_and_libraries_pass_are_accepted(
-    scheduler: daskexec.ExecutorScheduler, engine: daskexec.EngineInfo
-) -> None:
-    import warnings
-
-    import dask.array as da
-    import numpy as np
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert delayed(inc)(1).compute(scheduler=scheduler, num_workers=4) == 2
-        # xarray's to_zarr and to_netcdf reach the scheduler through da.store(flush=True)
-        target = np.zeros(10)
-        da.store(da.ones(10, chunks=5), target, scheduler=scheduler, flush=True, lock=False)
-        assert dask.compute(da.ones(10, chunks=5).sum(), scheduler=scheduler, flush=True) == (10,)
-    if "shared-memory" in engine.capabilities:  # other engines write a copy of the target
-        assert target.sum() == 10

@@ -9,7 +9,7 @@ import pytest
 from dask import delayed
 
 import daskexec
-from graphs import add, always_die, die_once, inc
+from daskexec.testing.graphs import add, always_die, die_once, inc
 
 pytestmark = pytest.mark.requires("separate-processes", "survives-worker-death")
 

@@ -1,4 +1,4 @@
-"""Task functions and graph builders the suite shares (shipped to workers by value)."""
+"""Task functions and graph builders the suite shares."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import os
 import time
 from typing import Any
 
-from dask import delayed
+import dask
+import dask.array as da
 from dask.callbacks import Callback
+from dask.delayed import delayed
 
 
 def inc(x: int) -> int:
@@ -87,7 +89,7 @@ class Interrupt(Callback):
     """Raises KeyboardInterrupt in the driver after ``after`` tasks have finished (Ctrl-C)."""
 
     def __init__(self, after: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.after = after
         self.seen = 0
 
@@ -95,3 +97,17 @@ class Interrupt(Callback):
         self.seen += 1
         if self.seen == self.after:
             raise KeyboardInterrupt
+
+
+def rechunked() -> Any:
+    """An all-to-all rechunk that Dask plans in two stages, with slices in between."""
+    with dask.config.set({"array.chunk-size": "1MiB"}):
+        rng = da.random.default_rng(0)  # type: ignore[no-untyped-call]
+        x = rng.random((400, 400), chunks=(400, 10))
+        return x.rechunk((10, 400)).sum(axis=1)
+
+
+def transpose_sum(n: int = 8) -> Any:
+    rng = da.random.default_rng(0)  # type: ignore[no-untyped-call]
+    x = rng.random((40 * n, 40 * n), chunks=(40, 40))
+    return (x + x.T).sum()

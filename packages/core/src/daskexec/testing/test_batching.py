@@ -7,7 +7,7 @@ import pytest
 from dask import delayed
 
 import daskexec
-from graphs import inc, tree_sum, tree_sum_expected
+from daskexec.testing.graphs import inc, tree_sum, tree_sum_expected
 
 
 def _independent(n: int) -> list[object]:
