@@ -256,6 +256,22 @@ def test_eager_map_times_out_from_the_call() -> None:
     assert all(f.cancelled() for f in pending), "the calls left are cancelled"
 
 
+def test_eager_map_mixin_is_the_executors_map() -> None:
+    class Batchy(kit.EagerMap, concurrent.futures.Executor):
+        def __init__(self) -> None:
+            self.batches: list[list[Any]] = []
+
+        def submit_many(self, fn: Any, payloads: list[Any]) -> list[Future[Any]]:
+            self.batches.append(list(payloads))
+            return _submit_many_inline(fn, payloads)
+
+    ex = Batchy()
+    assert list(ex.map(divmod, [7, 9], [2, 4])) == [(3, 1), (2, 1)]
+    assert ex.batches == [[(7, 2), (9, 4)]]
+    with pytest.raises(ValueError, match="chunksize"):
+        ex.map(abs, [1], chunksize=0)
+
+
 def test_star_pickles_by_reference() -> None:
     fn = functools.partial(kit.star, divmod)
     assert pickle.loads(pickle.dumps(fn))((7, 2)) == (3, 1)
@@ -278,6 +294,7 @@ def test_the_kit_is_public_and_typed() -> None:
 
     assert sorted(kit.__all__) == sorted(
         [
+            "EagerMap",
             "Intake",
             "Relay",
             "bridge",

@@ -43,7 +43,8 @@ Bridging
 Batches
     :func:`eager_map` is ``Executor.map`` over an adapter's ``submit_many``:
     every call submitted first (one engine job), then the results in order
-    (:func:`results_in_order`, with :func:`deadline`).
+    (:func:`results_in_order`, with :func:`deadline`); :class:`EagerMap`
+    makes it an adapter's ``map`` method.
 
 Local process pools
     :func:`local_pool_info` is the engine description of a pool of worker
@@ -61,7 +62,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from daskexec._serialize import dumps, portable_exception
 from daskexec._store import SharedMemoryStore
@@ -69,6 +70,7 @@ from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteError, RemoteTraceback, SerializationError
 
 __all__ = [
+    "EagerMap",
     "Intake",
     "Relay",
     "bridge",
@@ -474,6 +476,38 @@ def eager_map(
     until = deadline(timeout)
     futures = submit_many(functools.partial(star, fn), list(zip(*iterables, strict=False)))
     return results_in_order(futures, until)
+
+
+class _SubmitsMany(Protocol):
+    def submit_many(
+        self, fn: Callable[[Any], Any], payloads: list[Any], /
+    ) -> list[Future[Any]]: ...
+
+
+class EagerMap:
+    """Mixin: ``Executor.map`` as one batch through the executor's own ``submit_many``.
+
+    Put it before ``concurrent.futures.Executor`` among the bases of an
+    executor that has ``submit_many(fn, payloads)`` (one engine job for a
+    whole batch).
+    """
+
+    def map(
+        self: _SubmitsMany,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[T]:
+        """Like ``Executor.map``, but every call is submitted, as one batch, before this returns.
+
+        Results come in order; ``TimeoutError`` if one is not ready
+        ``timeout`` seconds after ``map`` was called; closing the iterator
+        early cancels the calls not yet consumed.  ``chunksize`` must be
+        ``>= 1`` and is otherwise the engine's business (see
+        :func:`eager_map`).
+        """
+        return eager_map(self.submit_many, fn, iterables, timeout, chunksize)
 
 
 # -- local process pools --------------------------------------------------------

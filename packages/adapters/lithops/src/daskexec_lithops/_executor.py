@@ -62,7 +62,7 @@ import functools
 import logging
 import pickle
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import cloudpickle
@@ -70,7 +70,7 @@ import lithops
 import lithops.concurrent.futures as lithops_cf
 
 from daskexec.engine import EngineInfo
-from daskexec.kit import Intake, eager_map
+from daskexec.kit import EagerMap, Intake
 from daskexec_lithops import _localhost, _remote
 from daskexec_lithops._calls import Calls, LithopsWorkerError
 from daskexec_lithops._compat import tracker
@@ -100,7 +100,7 @@ T = TypeVar("T")
 _resolve_config = resolve_config
 
 
-class LithopsExecutor(concurrent.futures.Executor):
+class LithopsExecutor(EagerMap, concurrent.futures.Executor):
     """Run calls on Lithops: the localhost backend by default, any cloud by config.
 
     Parameters
@@ -146,7 +146,10 @@ class LithopsExecutor(concurrent.futures.Executor):
 
     - :meth:`submit_many` makes one Lithops job of a whole batch, and each of
       its futures completes when its own call does, not in order.
-      :meth:`map` is one job too; :meth:`submit` is a one-call job.
+      ``map`` is one job too (:class:`daskexec.kit.EagerMap`: every call is
+      submitted before it returns, and a ``timeout`` counts from the call;
+      ``chunksize`` is ignored, how many calls share one invocation is the
+      Lithops config's ``chunksize``); :meth:`submit` is a one-call job.
     - Lithops cannot say when a dispatched call starts running, nor recall
       it, so a future stays pending until its call's outcome arrives and
       ``cancel()`` succeeds until then: the call is abandoned (its result is
@@ -320,22 +323,6 @@ class LithopsExecutor(concurrent.futures.Executor):
         """
         blob = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         return self._run_job(_remote.call, [{"blob": blob}], None, [blob])[0]
-
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-    ) -> Iterator[T]:
-        """Run ``fn`` over the zipped iterables as one Lithops job; yield results in order.
-
-        Every call is submitted before this returns.  ``chunksize`` is
-        accepted for compatibility and ignored: how many calls share one
-        invocation is the Lithops config's ``chunksize``.  A ``timeout``
-        counts from this call; past it, the iterator raises ``TimeoutError``.
-        """
-        return eager_map(self.submit_many, fn, iterables, timeout, chunksize)
 
     def _run_job(
         self,

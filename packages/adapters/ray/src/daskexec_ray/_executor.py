@@ -48,7 +48,7 @@ import contextlib
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -56,7 +56,7 @@ import ray
 
 from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteTraceback
-from daskexec.kit import Intake, Relay, bridge, eager_map
+from daskexec.kit import EagerMap, Intake, Relay, bridge
 from daskexec_ray._connect import connect, require_ray
 from daskexec_ray._references import TASK_OPTIONS, RayReferences
 from daskexec_ray._remote import decode, remote_call, shippable
@@ -133,7 +133,7 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-class RayExecutor(concurrent.futures.Executor):
+class RayExecutor(EagerMap, concurrent.futures.Executor):
     """Run calls as Ray tasks, on a local Ray instance or on a Ray cluster.
 
     Parameters
@@ -158,6 +158,8 @@ class RayExecutor(concurrent.futures.Executor):
 
     Notes
     -----
+    ``map`` submits every call (one Ray task each) before the first result
+    (:class:`daskexec.kit.EagerMap`); ``chunksize`` is ignored.
     ``shutdown()`` stops a Ray instance only if this executor started it; a
     cluster it connected to, or a Ray the caller initialised, keeps running.
     The Ray workers import the functions they run by module name: on a
@@ -219,22 +221,6 @@ class RayExecutor(concurrent.futures.Executor):
         self._check_open()
         shipped = shippable(fn)
         return [self._track(self._call.remote(shipped, (p,), {})) for p in payloads]
-
-    def map(
-        self,
-        fn: Callable[..., Any],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-    ) -> Iterator[Any]:
-        """Like ``Executor.map``, but every call is submitted before the first result.
-
-        ``chunksize`` is checked and otherwise ignored: each call is one Ray
-        task.  Results come in order; ``TimeoutError`` if one is not ready
-        ``timeout`` seconds after ``map`` was called.  Closing the iterator
-        early cancels the calls not yet consumed.
-        """
-        return eager_map(self.submit_many, fn, iterables, timeout, chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; stop Ray if (and only if) this executor started it.

@@ -1,5 +1,9 @@
 """What both stdlib adapters share: start method, cloudpickle transport, errors.
 
+Both executors derive from :class:`LocalPool`: the worker count, the start
+method, the :class:`daskexec.kit.Intake` (shut-down state, unfinished
+futures, the lock), their description to the scheduler and their ``repr``.
+
 Transport
 ---------
 The stdlib pools pickle a call with the standard pickler, which refuses
@@ -24,6 +28,7 @@ driver with ``daskexec.kit.settle`` or ``bridge``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import multiprocessing
 import multiprocessing.connection
@@ -34,13 +39,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, ClassVar
 
 import cloudpickle
 
-from daskexec.kit import outcome_of
+from daskexec.engine import EngineInfo
+from daskexec.kit import Intake, local_pool_info, outcome_of
 
 __all__ = [
+    "LocalPool",
     "WorkerLostError",
     "default_workers",
     "end_processes",
@@ -64,6 +71,32 @@ class WorkerLostError(BrokenProcessPool):
     stdlib's ``BrokenProcessPool``), so the daskexec scheduler treats it as an
     engine failure and retries the work; the executor stays usable.
     """
+
+
+class LocalPool(concurrent.futures.Executor):
+    """A pool of ``workers`` processes started with ``context``, as the scheduler sees it."""
+
+    #: the backend name, for ``EngineInfo.name``
+    engine_name: ClassVar[str]
+    #: what ``repr`` calls the workers
+    worker_noun: ClassVar[str] = "workers"
+
+    def __init__(self, workers: int | None, context: str | Context | None) -> None:
+        self._workers_count = default_workers(workers)
+        self._context = resolve_context(context)
+        self._intake = Intake(type(self).__name__)  # shut down?, unfinished futures, lock
+
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._intake.closed
+
+    def __daskexec_engine__(self) -> EngineInfo:
+        """Describe this pool to the daskexec scheduler: a local process pool."""
+        return local_pool_info(self._workers_count, self.engine_name)
+
+    def __repr__(self) -> str:
+        details = f"{self._workers_count} {self.worker_noun}, {self._context.get_start_method()}"
+        return f"<{type(self).__name__} {self._intake.state()}, {details}>"
 
 
 def resolve_context(context: str | Context | None) -> Context:

@@ -52,18 +52,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from daskexec.engine import EngineInfo
-from daskexec.kit import Intake, local_pool_info, settle
+from daskexec.kit import settle
 
-from ._common import (
-    TERMINATE_GRACE,
-    Context,
-    WorkerLostError,
-    default_workers,
-    end_processes,
-    pack_call,
-    resolve_context,
-)
+from ._common import TERMINATE_GRACE, Context, LocalPool, WorkerLostError, end_processes, pack_call
 from ._compat import pool_processes
 
 __all__ = ["MultiprocessingPoolExecutor"]
@@ -91,7 +82,7 @@ class _Generation:
         self.watcher: threading.Thread | None = None
 
 
-class MultiprocessingPoolExecutor(concurrent.futures.Executor):
+class MultiprocessingPoolExecutor(LocalPool):
     """``multiprocessing.Pool`` behind the ``concurrent.futures.Executor`` interface.
 
     Parameters
@@ -119,6 +110,9 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
     the stdlib contract; with ``wait=True`` no worker process is left.
     """
 
+    engine_name = "multiprocessing-pool"
+    worker_noun = "processes"
+
     def __init__(
         self,
         processes: int | None = None,
@@ -126,12 +120,10 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
     ) -> None:
-        self._processes = default_workers(processes)
-        self._context = resolve_context(context)
+        super().__init__(processes, context)
         self._initializer = initializer
         self._initargs = initargs
-        self._limit = 2 * self._processes
-        self._intake = Intake("MultiprocessingPoolExecutor")  # shut down?, unfinished, lock
+        self._limit = 2 * self._workers_count
         self._ids = itertools.count()
         self._queue: collections.deque[_Item] = collections.deque()
         self._inflight: dict[int, Future[Any]] = {}
@@ -181,7 +173,7 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
             )
 
     def _start_generation(self) -> _Generation:
-        pool = self._context.Pool(self._processes, self._initializer, self._initargs)
+        pool = self._context.Pool(self._workers_count, self._initializer, self._initargs)
         gen = _Generation(pool)
         gen.watcher = threading.Thread(
             target=self._watch, args=(gen,), name="daskexec-pool-watcher", daemon=True
@@ -322,16 +314,3 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         )
         for future in lost:
             future.set_exception(error)
-
-    def __daskexec_shut_down__(self) -> bool:
-        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._intake.closed
-
-    def __daskexec_engine__(self) -> EngineInfo:
-        """Describe this pool to the daskexec scheduler: a local process pool."""
-        return local_pool_info(self._processes, "multiprocessing-pool")
-
-    def __repr__(self) -> str:
-        method = self._context.get_start_method()
-        details = f"{self._processes} processes, {method}"
-        return f"<{type(self).__name__} {self._intake.state()}, {details}>"

@@ -33,17 +33,9 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from daskexec.engine import EngineInfo
-from daskexec.kit import Intake, bridge, local_pool_info
+from daskexec.kit import bridge
 
-from ._common import (
-    TERMINATE_GRACE,
-    Context,
-    default_workers,
-    end_processes,
-    pack_call,
-    resolve_context,
-)
+from ._common import TERMINATE_GRACE, Context, LocalPool, end_processes, pack_call
 from ._compat import process_pool_workers
 
 __all__ = ["ProcessPoolExecutor"]
@@ -51,7 +43,7 @@ __all__ = ["ProcessPoolExecutor"]
 T = TypeVar("T")
 
 
-class ProcessPoolExecutor(concurrent.futures.Executor):
+class ProcessPoolExecutor(LocalPool):
     """A process pool that runs lambdas and closures and outlives dead workers.
 
     Parameters
@@ -82,18 +74,16 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     with ``wait=True``, returns only once every worker process has exited.
     """
 
+    engine_name = "processes"
+
     def __init__(
         self,
         max_workers: int | None = None,
         mp_context: str | Context | None = None,
         **kwargs: Any,
     ) -> None:
-        self._max_workers = default_workers(max_workers)
-        self._context = resolve_context(mp_context)
+        super().__init__(max_workers, mp_context)
         self._kwargs = kwargs
-        self._intake = Intake(
-            "ProcessPoolExecutor"
-        )  # shut-down state, unfinished futures, the lock
         self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
         # each pool's live map of pid to worker Process, kept past its shutdown
         self._workers: dict[concurrent.futures.ProcessPoolExecutor, dict[int, Any]] = {}
@@ -102,7 +92,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # Creating the stdlib pool starts no process: workers spawn on demand.
         pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._max_workers, mp_context=self._context, **self._kwargs
+            max_workers=self._workers_count, mp_context=self._context, **self._kwargs
         )
         self._workers[pool] = process_pool_workers(pool)
         return pool
@@ -177,16 +167,3 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         # Each pool's manager thread sees its workers gone and fails the
         # running futures as broken.
         concurrent.futures.wait(pending)
-
-    def __daskexec_shut_down__(self) -> bool:
-        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._intake.closed
-
-    def __daskexec_engine__(self) -> EngineInfo:
-        """Describe this pool to the daskexec scheduler: a local process pool."""
-        return local_pool_info(self._max_workers, "processes")
-
-    def __repr__(self) -> str:
-        method = self._context.get_start_method()
-        details = f"{self._max_workers} workers, {method}"
-        return f"<{type(self).__name__} {self._intake.state()}, {details}>"
