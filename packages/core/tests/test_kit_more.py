@@ -163,6 +163,16 @@ def test_a_relay_completes_bridged_futures_on_its_own_thread() -> None:
     assert not any(t.name == "test-relay" for t in threading.enumerate())
 
 
+def test_a_relay_outlives_a_failing_callback(caplog: pytest.LogCaptureFixture) -> None:
+    relay = kit.Relay("test-relay-fails")
+    ran = threading.Event()
+    relay.put(lambda _: 1 / 0, None)
+    relay.put(lambda _: ran.set(), None)
+    assert ran.wait(5), "the callback after a failing one did not run"
+    relay.stop()
+    assert "a callback failed" in caplog.text, caplog.text
+
+
 def test_a_relay_stopped_from_its_own_thread_does_not_wait_for_itself() -> None:
     relay = kit.Relay("test-relay-self")
     done = threading.Event()

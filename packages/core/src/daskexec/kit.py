@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import pickle
 import queue
 import threading
@@ -82,6 +83,8 @@ __all__ = [
     "settle",
     "star",
 ]
+
+logger = logging.getLogger("daskexec")
 
 F = TypeVar("F", bound="Future[Any]")
 T = TypeVar("T")
@@ -308,7 +311,10 @@ class Relay:
             item = self._queue.get()
             if item is None:
                 return
-            item[0](item[1])
+            try:
+                item[0](item[1])
+            except Exception:  # the thread must live on: every later future needs it
+                logger.exception("%s: a callback failed", self._name)
             del item  # hold nothing (a settled future, its result) while idle
 
 
