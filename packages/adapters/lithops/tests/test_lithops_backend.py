@@ -383,6 +383,13 @@ def test_module_references_are_found_in_pickles() -> None:
         nested = cloudpickle.dumps((cloudpickle.dumps(user_tasks.inc), b""), protocol=protocol)
         assert refers_to(nested, "user_tasks"), protocol
     assert not refers_to(cloudpickle.dumps((pow, "user_tasks_like", b"user_tasks")), "user_tasks")
+    # protocol 0 escapes a nested pickle's newline, CR, NUL, backslash and \x1a bytes:
+    # names whose length is one of those bytes must still be found
+    for n in (0x0A, 0x0D, 0x1A, 0x5C, 0x100):
+        name = "m" * n
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+            nested = cloudpickle.dumps((cloudpickle.dumps(name), b""), protocol=protocol)
+            assert refers_to(nested, name), (n, protocol)
 
 
 def test_module_options_pass_through(executor: Any) -> None:

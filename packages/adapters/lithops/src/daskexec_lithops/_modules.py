@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -69,10 +70,30 @@ def refers_to(data: bytes | bytearray, module: str) -> bool:
     find = data.find
     at = find(name)
     while at >= 0:
-        if _pushes_name(data, at, name):
+        if _pushes_name(data, at, name) or _pushes_escaped_name(data, at, name):
             return True
         at = find(name, at + 1)
     return False
+
+
+_ESCAPE = re.compile(rb"\\u00([0-9a-fA-F]{2})")
+
+
+def _pushes_escaped_name(data: bytes | bytearray, at: int, name: bytes) -> bool:
+    """The same, for a pickle nested as text in a protocol 0 pickle.
+
+    Protocol 0 writes a bytes object as a string in which ``\\``, NUL,
+    newline, carriage return and ``\\x1a`` become ``\\u00XX`` escapes: the
+    nested pickle's opcodes are then found only after undoing them (a name
+    of 10 characters has a newline for its length byte).
+    """
+    before = bytes(data[max(0, at - 64) : at])
+    after = bytes(data[at : at + _MAX_NAME + 8])
+    if b"\\u00" not in before and b"\\u00" not in after:
+        return False
+    head = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), before)
+    tail = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), after)
+    return _pushes_name(head + tail, len(head), name)
 
 
 def _pushes_name(data: bytes | bytearray, at: int, name: bytes) -> bool:
