@@ -6,6 +6,8 @@ the adapter relies on: the message names the Ray version and the name.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import ray
 from ray.job_config import JobConfig
@@ -40,13 +42,14 @@ def test_job_config_still_has_the_driver_sys_path() -> None:
 
 
 def test_a_missing_name_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(JobConfig, "_py_driver_sys_path", raising=False)
-
     class Bare:
         pass
 
     with pytest.raises(RuntimeError, match=rf"Ray {RAY}.*_py_driver_sys_path"):
         _compat.with_driver_sys_path(Bare(), [])  # type: ignore[arg-type]
-    monkeypatch.setattr(ray._private.worker, "global_worker", None)
+    # a Ray without the private worker module, seen by the compat module only
+    # (Ray's own global worker stays: a running Ray needs it)
+    no_private = SimpleNamespace(__version__=RAY, _private=SimpleNamespace())
+    monkeypatch.setattr(_compat, "ray", no_private)
     with pytest.raises(RuntimeError, match=rf"Ray {RAY}.*get_serialization_context"):
         _compat.serialize_as_return_value(1)
