@@ -11,14 +11,14 @@ Data flow
                                                        [{"payload": p}, ...])
          fn travels once, in the job's function; each payload is one call's data;
          apply returns an outcome, the result or exception cloudpickled
-         (daskexec._kit, through _remote)
+         (daskexec.kit, through _remote)
       -> lithops.concurrent.futures.FunctionExecutor tracks the job's calls:
          its watcher reads the job monitor, its resolver threads download each
          result as soon as that call is done (in whatever order they finish)
-      -> a done callback settles one of our futures per call from the outcome,
-         or turns a failure that Lithops' worker handler reported (the
-         function's process died, or ran past the execution timeout) into
-         LithopsWorkerError
+      -> daskexec.kit.bridge settles one of our futures per call from the
+         outcome, or turns a failure that Lithops' worker handler reported
+         (the function's process died, or ran past the execution timeout)
+         into LithopsWorkerError
       -> on localhost (_localhost): an abandoned call's process is killed, and
          a call whose process died without a status fails at once with
          LithopsWorkerError (Lithops alone waits for the execution timeout)
@@ -30,8 +30,9 @@ falls short for daskexec in these ways, handled here:
 
 - It has no way to turn one ``map`` job into per-call futures (its ``map``
   yields results, in order).  ``submit_many`` hands a job's Lithops futures to
-  its tracker (``_track``, a private method: the reason for the upper bound on
-  the lithops version in this package's metadata).
+  its tracker (``_track``, a private method fenced in
+  :mod:`daskexec_lithops._compat`: the reason for the upper bound on the
+  lithops version in this package's metadata).
 - It has no worker count or call cost the scheduler can read: those come from
   the Lithops config (``__daskexec_engine__``).
 - It reports a call whose process died as a plain ``RuntimeError``, which the
@@ -50,122 +51,56 @@ Also: on the localhost backend the calls run under the driver's interpreter
 (``sys.executable``) unless the config names a runtime (Lithops' default is
 whatever ``python`` is first on ``PATH``, often not the one with Dask); and
 ``shutdown`` deletes the jobs' data from storage itself, synchronously
-(Lithops' own cleaner is a detached process that sleeps between passes).
+(Lithops' own cleaner is a detached process that sleeps between passes;
+:mod:`daskexec_lithops._jobs`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import copy
 import functools
-import glob
 import logging
-import os
 import pickle
-import shutil
-import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import cloudpickle
 import lithops
 import lithops.concurrent.futures as lithops_cf
-import lithops.config
-from lithops.constants import JOBS_DIR, JOBS_PREFIX, MODULES_DIR
-from lithops.future import ResponseFuture
 
-from daskexec import _kit
 from daskexec.engine import EngineInfo
-from daskexec.kit import deadline, results_in_order
+from daskexec.kit import EagerMap, Intake
 from daskexec_lithops import _localhost, _remote
+from daskexec_lithops._calls import Calls, LithopsWorkerError
+from daskexec_lithops._compat import tracker
+from daskexec_lithops._config import (
+    CLOUD_CALL_OVERHEAD,
+    LOCALHOST_CALL_OVERHEAD,
+    capacity,
+    module_names,
+    resolve_config,
+)
+from daskexec_lithops._jobs import JobData
 from daskexec_lithops._modules import ModuleShipper
 from daskexec_lithops._store import ResultStores
 
-__all__ = ["LithopsExecutor", "LithopsWorkerError"]
+__all__ = [
+    "CLOUD_CALL_OVERHEAD",
+    "LOCALHOST_CALL_OVERHEAD",
+    "LithopsExecutor",
+    "LithopsWorkerError",
+]
 
 logger = logging.getLogger("daskexec_lithops")
 
 T = TypeVar("T")
 
-#: Seconds one call costs on the localhost backend beyond its work: a fresh
-#: Python process that imports Lithops, plus storage round trips (measured:
-#: about 0.5 s on an idle machine).
-LOCALHOST_CALL_OVERHEAD = 0.5
-#: The same for a cloud backend: an invocation plus storage round trips.
-CLOUD_CALL_OVERHEAD = 1.0
+# the name a test of this package imports it by
+_resolve_config = resolve_config
 
 
-class LithopsWorkerError(concurrent.futures.BrokenExecutor):
-    """A Lithops call failed in the engine, not in the function it ran.
-
-    Raised (through a future) when the process running the call died before
-    reporting a result (``os._exit``, a crash, a kill by the out-of-memory
-    killer), when the call ran past its execution timeout, or when Lithops
-    lost track of it.  The executor itself keeps working: a retry of the same
-    call may succeed.  The error Lithops reported is the ``__cause__``.
-    """
-
-
-def _star(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    return fn(*args)
-
-
-def _module_names(value: Sequence[str] | None, what: str) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{what} must be a list of module names, got {value!r}")
-    return list(value)
-
-
-def _resolve_config(
-    config: Mapping[str, Any] | None,
-    backend: str | None,
-    storage: str | None,
-    workers: int | None,
-    options: dict[str, Any],
-) -> tuple[dict[str, Any], str | None]:
-    """The Lithops config to build the executor from, and its compute backend.
-
-    No config at all (none given, no config file, no ``LITHOPS_CONFIG``) is
-    Lithops' own fallback: localhost compute with localhost storage.
-    """
-    config_file = options.pop("config_file", None)
-    if config:
-        cfg: dict[str, Any] = copy.deepcopy(dict(config))
-    else:
-        cfg = lithops.config.load_config(config_file, log=False)
-    section = cfg.get("lithops") or {}
-    cfg["lithops"] = section
-    if backend is not None:
-        section["backend"] = backend
-    if storage is not None:
-        section["storage"] = storage
-    name = section.get("backend")
-    if name is None and section.get("mode") == "localhost":
-        name = "localhost"
-    if name == "localhost":
-        local = cfg.get("localhost") or {}
-        cfg["localhost"] = local
-        if "runtime" not in local and "runtime" not in options:
-            local["runtime"] = sys.executable
-        if workers is not None:
-            options["worker_processes"] = workers
-    elif workers is not None:
-        options["max_workers"] = workers
-    # Lithops refuses a job whose payloads add up to more than 4 MiB unless
-    # told otherwise; the scheduler sizes its payloads itself.
-    section.setdefault("data_limit", False)
-    if "log_level" not in options:
-        # Lithops logs every job at INFO on stdout unless told otherwise;
-        # only a config that sets a log level gets its logs.
-        options["log_level"] = False if "log_level" in section else None
-    return cfg, name
-
-
-class LithopsExecutor(concurrent.futures.Executor):
+class LithopsExecutor(EagerMap, concurrent.futures.Executor):
     """Run calls on Lithops: the localhost backend by default, any cloud by config.
 
     Parameters
@@ -211,7 +146,10 @@ class LithopsExecutor(concurrent.futures.Executor):
 
     - :meth:`submit_many` makes one Lithops job of a whole batch, and each of
       its futures completes when its own call does, not in order.
-      :meth:`map` is one job too; :meth:`submit` is a one-call job.
+      ``map`` is one job too (:class:`daskexec.kit.EagerMap`: every call is
+      submitted before it returns, and a ``timeout`` counts from the call;
+      ``chunksize`` is ignored, how many calls share one invocation is the
+      Lithops config's ``chunksize``); :meth:`submit` is a one-call job.
     - Lithops cannot say when a dispatched call starts running, nor recall
       it, so a future stays pending until its call's outcome arrives and
       ``cancel()`` succeeds until then: the call is abandoned (its result is
@@ -249,35 +187,21 @@ class LithopsExecutor(concurrent.futures.Executor):
             raise ValueError(f"execution_timeout must be > 0 seconds, got {execution_timeout!r}")
         if call_overhead is not None and call_overhead < 0:
             raise ValueError(f"call_overhead must be >= 0 seconds, got {call_overhead!r}")
-        include = _module_names(include_modules, "include_modules")
-        exclude = _module_names(exclude_modules, "exclude_modules") or []
+        include = module_names(include_modules, "include_modules")
+        exclude = module_names(exclude_modules, "exclude_modules") or []
         options = dict(function_executor_kwargs)
-        cfg, _ = _resolve_config(config, backend, storage, workers, options)
+        cfg, _ = resolve_config(config, backend, storage, workers, options)
         section = cfg["lithops"]
         config_include = section.get("include_modules", [])
         config_exclude = list(section.get("exclude_modules") or [])
         # Job data is deleted by shutdown(), synchronously; Lithops' own
         # cleaner would do it later, from a detached process.
-        self._clean_data = bool(cfg["lithops"].get("data_cleaner", True))
+        clean_data = bool(cfg["lithops"].get("data_cleaner", True))
         cfg["lithops"]["data_cleaner"] = False
         self._fexec = lithops.FunctionExecutor(config=cfg, **options)
         self._pool = lithops_cf.FunctionExecutor(executor=self._fexec)
-        if not callable(getattr(self._pool, "_track", None)):  # pragma: no cover
-            raise ImportError(
-                f"daskexec-lithops needs lithops.concurrent.futures with per-call "
-                f"tracking (lithops 3.8); this is lithops {lithops.__version__}"
-            )
-
-        resolved = self._fexec.config
-        self._backend: str = resolved["lithops"]["backend"]
-        section = resolved.get(self._backend) or {}
-        processes = int(section.get("worker_processes") or 1)
-        if self._backend == "localhost":
-            self._workers = processes
-            default_overhead = LOCALHOST_CALL_OVERHEAD
-        else:
-            self._workers = int(section.get("max_workers") or 1) * processes
-            default_overhead = CLOUD_CALL_OVERHEAD
+        self._track = tracker(self._pool)
+        self._backend, self._workers, default_overhead = capacity(self._fexec.config)
         self._call_overhead = default_overhead if call_overhead is None else call_overhead
         self._job_kwargs: dict[str, Any] = {"exclude_modules": exclude}
         if execution_timeout is not None:
@@ -293,24 +217,22 @@ class LithopsExecutor(concurrent.futures.Executor):
         else:
             self._shipper = ModuleShipper(self._preinstalled, [*exclude, *config_exclude])
 
-        self._lock = threading.RLock()
-        self._shutdown = False
+        self._intake = Intake("LithopsExecutor")  # shut down?, unfinished futures, lock
         self._releaser: threading.Thread | None = None
-        self._inflight: dict[concurrent.futures.Future[Any], concurrent.futures.Future[Any]] = {}
         self._jobs = 0
-        self._job_calls: dict[str, list[Any]] = {}  # job key -> its Lithops response futures
-        self._tracked: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}
         self._calls = 0
+        self._inflight = Calls(self._fexec, self._intake.lock)
         # localhost: abandoned calls stop, a dead call process is reported at once
-        self._local = _localhost.install(self._fexec, self._lost)
+        self._local = self._inflight.local = _localhost.install(self._fexec, self._inflight.lost)
         # results stay in the executor's Lithops storage, one prefix per compute
         self._stores = ResultStores(self._fexec.storage, self._fexec.internal_storage.bucket)
+        self._data = JobData(self._fexec, self._local, clean_data, self._stores)
 
     # -- what the scheduler reads ------------------------------------------
 
     def __daskexec_shut_down__(self) -> bool:
         """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._shutdown
+        return self._intake.closed
 
     def __daskexec_engine__(self) -> EngineInfo:
         """Describe the Lithops backend to the daskexec scheduler.
@@ -402,28 +324,6 @@ class LithopsExecutor(concurrent.futures.Executor):
         blob = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         return self._run_job(_remote.call, [{"blob": blob}], None, [blob])[0]
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-    ) -> Iterator[T]:
-        """Run ``fn`` over the zipped iterables as one Lithops job; yield results in order.
-
-        Every call is submitted before this returns.  ``chunksize`` is
-        accepted for compatibility and ignored: how many calls share one
-        invocation is the Lithops config's ``chunksize``.  A ``timeout``
-        counts from this call; past it, the iterator raises ``TimeoutError``.
-        """
-        if chunksize < 1:
-            raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
-        until = deadline(timeout)
-        futures = self.submit_many(
-            functools.partial(_star, fn), list(zip(*iterables, strict=False))
-        )
-        return results_in_order(futures, until)
-
     def _run_job(
         self,
         func: Callable[..., Any],
@@ -431,116 +331,25 @@ class LithopsExecutor(concurrent.futures.Executor):
         fn: Any,
         payloads: Sequence[Any],
     ) -> list[concurrent.futures.Future[Any]]:
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+        self._intake.check()
         if not items:
             return []
         job_kwargs = self._job_kwargs
         if self._shipper is not None:
             modules = self._shipper.modules_for(fn, payloads)
             job_kwargs = {**job_kwargs, "include_modules": modules or None}
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            # Submission holds the lock so that shutdown() sees every call.
+        with self._intake.accepting():  # so that shutdown() sees every call
             lithops_futures = self._fexec.map(func, items, **job_kwargs)
-            tracked = self._pool._track(lithops_futures)
-            self._job_calls[lithops_futures[0].job_key] = list(lithops_futures)
+            tracked = self._track(lithops_futures)
+            self._data.add(lithops_futures)
             self._jobs += 1
             self._calls += len(items)
-            ours: list[concurrent.futures.Future[Any]] = []
-            for lf, inner in zip(lithops_futures, tracked, strict=True):
-                outer: concurrent.futures.Future[Any] = concurrent.futures.Future()
-                outer.add_done_callback(functools.partial(self._on_cancel, inner))
-                self._inflight[inner] = outer
-                self._tracked[(lf.job_key, lf.call_id)] = inner
-                ours.append(outer)
-        for inner in tracked:
-            inner.add_done_callback(self._settle)
-        return ours
+            return [self._intake.track(f) for f in self._inflight.bridge(tracked)]
 
     def _preinstalled(self) -> list[str]:
         """The top-level modules the Lithops runtime has (what Lithops never ships)."""
         meta = self._fexec.invoker.select_runtime("modules", None)
         return [name for name, _ in meta.get("preinstalls", [])]
-
-    def _settle(self, inner: concurrent.futures.Future[Any]) -> None:
-        with self._lock:
-            outer = self._inflight.pop(inner, None)
-            self._untrack(inner)
-        if outer is None:
-            return
-        try:
-            if inner.cancelled():
-                cancelled = concurrent.futures.CancelledError("the Lithops call was cancelled")
-                outer.set_exception(cancelled)
-                return
-            exc = inner.exception()
-            if exc is not None:
-                outer.set_exception(_engine_failure(inner, exc))
-                return
-            outcome = inner.result()
-            if isinstance(outcome, bytes):
-                _kit.settle(outer, outcome)
-            else:
-                outer.set_exception(
-                    LithopsWorkerError(
-                        f"a Lithops call reported success without the outcome daskexec-lithops "
-                        f"sends back (got {type(outcome).__name__}); the executor still takes "
-                        f"work"
-                    )
-                )
-        except concurrent.futures.InvalidStateError:  # pragma: no cover - settled twice
-            pass
-
-    def _untrack(self, inner: concurrent.futures.Future[Any]) -> None:
-        lf = getattr(inner, "lithops_future", None)
-        if lf is not None:
-            self._tracked.pop((lf.job_key, lf.call_id), None)
-
-    def _lost(self, job_key: str, call_id: str, returncode: int | None) -> None:
-        """A localhost call's process died without reporting: fail its future now."""
-        with self._lock:
-            inner = self._tracked.get((job_key, call_id))
-        if inner is None:
-            return
-        how = "was killed" if returncode is None or returncode < 0 else "exited"
-        code = "" if returncode is None else f" (exit code {returncode})"
-        error = LithopsWorkerError(
-            f"Lithops call {call_id} of job {job_key} failed in the engine, not in the "
-            f"function: its worker process {how}{code} without reporting a result. Likely "
-            f"cause: a signal (SIGKILL, the out-of-memory killer) or a crash. The executor "
-            f"still takes work: retrying the call may succeed."
-        )
-        with contextlib.suppress(Exception):
-            # Lithops would otherwise watch for its status until the execution timeout
-            self._fexec.job_monitor.remove([inner.lithops_future])  # type: ignore[attr-defined]
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            inner.set_exception(error)
-
-    def _on_cancel(
-        self, inner: concurrent.futures.Future[Any], outer: concurrent.futures.Future[Any]
-    ) -> None:
-        """Abandon the call of a cancelled future, and wake whoever waits on it."""
-        if not outer.cancelled():
-            return
-        # The stdlib pools notify waiters when a worker reaches a cancelled
-        # item; no worker will reach this one, it was dispatched already.
-        with contextlib.suppress(RuntimeError):
-            outer.set_running_or_notify_cancel()
-        with self._lock:
-            self._inflight.pop(inner, None)
-            self._untrack(inner)
-        lf = getattr(inner, "lithops_future", None)
-        if self._local is not None and lf is not None:
-            # on localhost, its process stops (or never starts): nothing waits for it
-            self._local.abandon(lf.job_key, lf.call_id)
-        # Settled, the tracker forgets the call: shutdown() need not wait for it.
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            inner.set_exception(
-                concurrent.futures.CancelledError("abandoned: its future was cancelled")
-            )
 
     # -- shutting down ------------------------------------------------------
 
@@ -556,9 +365,8 @@ class LithopsExecutor(concurrent.futures.Executor):
         killed (a cloud function already started runs on to its end, as
         Lithops cannot recall it).
         """
-        with self._lock:
-            self._shutdown = True
-            abandoned = list(self._inflight.items()) if cancel_futures else []
+        with self._intake.lock:
+            pending = self._intake.close()
             if self._releaser is None:
                 self._releaser = threading.Thread(
                     # not a daemon: a script that exits right after shutdown(wait=False)
@@ -568,8 +376,9 @@ class LithopsExecutor(concurrent.futures.Executor):
                 )
                 self._releaser.start()
             releaser = self._releaser
-        for _, outer in abandoned:
-            outer.cancel()  # abandons its call: see _on_cancel
+        if cancel_futures:
+            for outer in pending:
+                outer.cancel()  # abandons its call: see _abandon
         if wait:
             releaser.join()
 
@@ -598,11 +407,7 @@ class LithopsExecutor(concurrent.futures.Executor):
         except Exception:
             logger.warning("could not stop the Lithops executor", exc_info=True)
         self._stores.close()  # what computes abandoned, or calls wrote after their compute
-        if self._clean_data:
-            try:
-                self._clean_storage()
-            except Exception:
-                logger.warning("could not delete the Lithops job data", exc_info=True)
+        self._data.delete_all()
 
     def __daskexec_compute_done__(self) -> None:
         """Delete the storage of every job whose calls will all write nothing more.
@@ -614,87 +419,4 @@ class LithopsExecutor(concurrent.futures.Executor):
         Once no job is left, what such calls wrote to the result stores of
         ended computes is deleted too.
         """
-        with self._lock:
-            jobs = list(self._job_calls.items())
-        if self._local is not None and self._clean_data:
-            # A call that reported back is over once its process has exited
-            # and Lithops has removed its task file: a few milliseconds.
-            finishing = [
-                (lf.job_key, lf.call_id)
-                for _, fs in jobs
-                for lf in fs
-                if lf.ready or lf.success or lf.done
-            ]
-            self._local.wait_over(finishing, timeout=5.0)
-        ended = [key for key, fs in jobs if all(map(self._call_over, fs))]
-        with self._lock:
-            for key in ended:
-                self._job_calls.pop(key, None)
-        for key in ended:
-            if self._clean_data:
-                try:
-                    self._clean_job(key)
-                except Exception:
-                    logger.warning(
-                        "could not delete the data of Lithops job %s", key, exc_info=True
-                    )
-            if self._local is not None:
-                self._local.forget(key)
-        with self._lock:
-            quiet = not self._job_calls
-        if quiet:
-            # no call can write to the result stores of ended computes any more
-            self._stores.tidy()
-
-    def _call_over(self, lf: Any) -> bool:
-        """Whether a call will write nothing more (its files may be deleted)."""
-        if self._local is not None:
-            # on localhost: its process is gone and Lithops has removed its task file
-            return self._local.over(lf.job_key, lf.call_id)
-        # elsewhere: its status is in storage
-        return bool(lf.ready or lf.success or lf.done)
-
-    def _clean_job(self, job_key: str) -> None:
-        storage = self._fexec.storage
-        bucket = self._fexec.internal_storage.bucket
-        keys = storage.list_keys(bucket, f"{JOBS_PREFIX}/{job_key}/")
-        if keys:
-            storage.delete_objects(bucket, keys)
-        if self._backend == "localhost":
-            shutil.rmtree(os.path.join(JOBS_DIR, job_key), ignore_errors=True)
-            shutil.rmtree(os.path.join(MODULES_DIR, job_key), ignore_errors=True)
-
-    def _clean_storage(self) -> None:
-        """Delete everything this executor's jobs wrote: functions, data, results, statuses."""
-        executor_id = self._fexec.executor_id
-        storage = self._fexec.storage
-        bucket = self._fexec.internal_storage.bucket
-        # "<id>/" holds the functions, "<id>-<job>/" each job's data; "<id>"
-        # alone would also match the executor "<id>0".
-        for prefix in (f"{JOBS_PREFIX}/{executor_id}/", f"{JOBS_PREFIX}/{executor_id}-"):
-            keys = storage.list_keys(bucket, prefix)
-            if keys:
-                storage.delete_objects(bucket, keys)
-        if self._backend == "localhost":
-            for folder in (JOBS_DIR, MODULES_DIR):
-                for path in glob.glob(os.path.join(folder, glob.escape(executor_id) + "-*")):
-                    shutil.rmtree(path, ignore_errors=True)
-
-
-def _engine_failure(inner: concurrent.futures.Future[Any], exc: BaseException) -> BaseException:
-    """``exc`` itself for the function's own error; a LithopsWorkerError for the engine's."""
-    lf = getattr(inner, "lithops_future", None)
-    if lf is None or isinstance(exc, concurrent.futures.BrokenExecutor):
-        return exc
-    lost = getattr(lf, "_state", None) == ResponseFuture.State.Unknown
-    if not (getattr(lf, "_handler_exception", False) or lost):
-        return exc
-    timeout = getattr(lf, "execution_timeout", None)
-    error = LithopsWorkerError(
-        f"Lithops call {lf.call_id} of job {lf.job_id} failed in the engine, not in "
-        f"the function: {type(exc).__name__}: {exc}. Likely cause: its process died "
-        f"(os._exit, a crash, out of memory) or it ran past the execution timeout "
-        f"({timeout} s). The executor still takes work: retrying the call may succeed."
-    )
-    error.__cause__ = exc
-    return error
+        self._data.compute_done()

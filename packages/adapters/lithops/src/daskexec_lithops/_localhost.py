@@ -30,11 +30,11 @@ twice:
   the executor is told, which fails the call's future with a
   ``LithopsWorkerError``.
 - ``_process_task`` (what a consumer thread runs for one call: start the
-  process, wait for it, remove the call's task file) is wrapped to learn
-  when a call is completely over, which is when its job's files may be
-  deleted.
+  process, wait for it, remove the call's task file) is wrapped
+  (:func:`daskexec_lithops._compat.wrap_process_task`) to learn when a call
+  is completely over, which is when its job's files may be deleted.
 
-These are private parts of ``lithops.localhost.v2`` (3.8).  :func:`install`
+These are internals of ``lithops.localhost.v2`` (3.8).  :func:`install`
 returns None when they are not there as expected (another localhost version,
 a container environment); the executor then works as Lithops alone does.  A
 test of this package fails when :func:`install` stops installing.
@@ -50,6 +50,8 @@ import signal
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from daskexec_lithops._compat import wrap_process_task
 
 logger = logging.getLogger("daskexec_lithops")
 
@@ -67,16 +69,18 @@ def install(fexec: Any, on_lost: Callable[[str, str, int | None], None]) -> Loca
         from lithops.localhost.v2.localhost import DefaultEnvironment
     except ImportError:  # pragma: no cover - another Lithops layout
         return None
-    env = getattr(getattr(fexec, "compute_handler", None), "env", None)
+    env: Any = getattr(getattr(fexec, "compute_handler", None), "env", None)
     if type(env) is not DefaultEnvironment or not hasattr(os, "killpg"):
         return None
     processes = getattr(env, "task_processes", None)
     lock = getattr(env, "task_processes_lock", None)
-    process_task = getattr(env, "_process_task", None)
-    if type(processes) is not dict or lock is None or not callable(process_task):
+    if type(processes) is not dict or lock is None:
         return None
-    storage = fexec.internal_storage
-    return LocalCalls(env, fexec.executor_id, storage, on_lost)
+    calls = LocalCalls(env, fexec.executor_id, fexec.internal_storage, on_lost)
+    if not wrap_process_task(env, calls.around_call):
+        return None
+    env.task_processes = _Processes(calls, processes)
+    return calls
 
 
 class _Processes(dict):  # type: ignore[type-arg]
@@ -114,13 +118,14 @@ class LocalCalls:
         self._wake = threading.Event()
         self._closed = False
         self._watchdog: threading.Thread | None = None
-        env.task_processes = _Processes(self, env.task_processes)
-        original = env._process_task
 
-        def process_task(task_payload: str) -> None:
+    def around_call(self, process_task: Callable[[str], None]) -> Callable[[str], None]:
+        """What the environment runs for one call: ``process_task``, then noting it over."""
+
+        def run(task_payload: str) -> None:
             call = _call_of(task_payload)
             try:
-                original(task_payload)
+                process_task(task_payload)
             finally:
                 if call is not None:
                     self._exit(call, None)
@@ -128,7 +133,7 @@ class LocalCalls:
                         self._over.add(call)
                         self._changed.notify_all()
 
-        env._process_task = process_task
+        return run
 
     # -- what the executor asks ------------------------------------------------
 

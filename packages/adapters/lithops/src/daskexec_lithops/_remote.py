@@ -6,9 +6,9 @@ exception through its worker handler, which loses an exception that does
 not unpickle and a ``BaseException`` other than ``SystemExit`` and
 ``KeyboardInterrupt`` (the call then looks like a success without a
 result).  So every call runs inside :func:`apply` or :func:`call`, which
-return an outcome of :mod:`daskexec._kit` (bytes, the result or the portable
+return an outcome of :mod:`daskexec.kit` (bytes, the result or the portable
 exception cloudpickled in the worker) and never raise; the driver settles
-the call's future from it with :func:`daskexec._kit.settle`.
+the call's future from it with :func:`daskexec.kit.settle`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from daskexec._kit import outcome_of
+from daskexec.kit import outcome_of
 
 __all__ = ["apply", "call"]
 

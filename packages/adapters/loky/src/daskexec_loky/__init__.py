@@ -24,9 +24,9 @@ each compute (the scheduler never shuts down an executor it was given).
 
 Results and exceptions
 ----------------------
-Work runs as a call of ``daskexec._kit.outcome_of``, which returns the
+Work runs as a call of ``daskexec.kit.outcome_of``, which returns the
 call's outcome as bytes pickled with cloudpickle in the worker, and the
-caller's future decodes it (``daskexec._kit.bridge``).  loky never pickles
+caller's future decodes it (``daskexec.kit.bridge``).  loky never pickles
 a task's result or exception itself: a lambda result works, and an exception
 whose pickle does not load back comes back (rebuilt, or as a stand-in)
 instead of marking the shared executor broken for every user.  loky's
@@ -42,8 +42,9 @@ executor broken and asks loky for a new one, so a retry succeeds.
 one used and kills their workers (and the workers' children) with loky's
 own ``kill_process_tree``; loky's manager thread then fails the running
 futures as broken.  loky offers no public list of an executor's workers:
-:func:`_workers` reads the private ``_processes``.  Work of other users of the same reusable
-executor fails too; that is the price of stopping ours now.
+:func:`daskexec_loky._compat.executor_workers` reads the private
+``_processes``.  Work of other users of the same reusable executor fails
+too; that is the price of stopping ours now.
 """
 
 from __future__ import annotations
@@ -57,10 +58,9 @@ import loky
 from loky.backend.utils import kill_process_tree
 from loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
-from daskexec import SharedMemoryStore
-from daskexec._kit import bridge, outcome_of
 from daskexec.engine import EngineInfo
-from daskexec.kit import Intake
+from daskexec.kit import Intake, bridge, local_pool_info, outcome_of
+from daskexec_loky._compat import executor_workers
 
 __all__ = ["LokyExecutor", "TerminatedWorkerError"]
 __version__ = "0.1.0"
@@ -102,7 +102,7 @@ class LokyExecutor(concurrent.futures.Executor):
             raise ValueError(f"max_workers must be an int >= 1 or None, got {max_workers!r}")
         self._max_workers = max_workers if max_workers is not None else loky.cpu_count()
         self._options: dict[str, Any] = {"timeout": timeout, **kwargs}
-        self._intake = Intake()  # shut-down state, unfinished futures, the lock
+        self._intake = Intake("LokyExecutor")  # shut-down state, unfinished futures, the lock
         self._current: loky.ProcessPoolExecutor | None = None
         self._used: list[loky.ProcessPoolExecutor] = []
 
@@ -180,7 +180,7 @@ class LokyExecutor(concurrent.futures.Executor):
             # on a cancelled future.  Its manager sees the workers die instead,
             # fails the running futures as broken and cleans up.
             ex.shutdown(wait=False)
-            for process in _workers(ex):
+            for process in executor_workers(ex):
                 kill_process_tree(process)  # SIGKILL to it and its children; joins it
         concurrent.futures.wait(pending)
 
@@ -189,37 +189,11 @@ class LokyExecutor(concurrent.futures.Executor):
         return self._intake.closed
 
     def __daskexec_engine__(self) -> EngineInfo:
-        """Describe this executor to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
-        return EngineInfo(
-            workers=self._max_workers,
-            out_of_process=True,
-            call_overhead=_CALL_OVERHEAD,
-            capabilities=frozenset(
-                {"separate-processes", "survives-worker-death", "cancel-running"}
-            ),
-            store=SharedMemoryStore,
-            name="loky",
-        )
+        """Describe this executor to the daskexec scheduler: a local process pool."""
+        return local_pool_info(self._max_workers, "loky", _CALL_OVERHEAD)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._intake.state()}, {self._max_workers} workers>"
-
-
-def _workers(ex: loky.ProcessPoolExecutor) -> list[Any]:
-    """The worker processes of ``ex``.
-
-    Compat: loky offers no public list; its executors keep a dict of pid to
-    ``Process`` in the private ``_processes`` (loky 3.x), also after
-    ``shutdown``.  Fails loudly if that changes.
-    """
-    workers = getattr(ex, "_processes", None)
-    if not isinstance(workers, dict):
-        raise RuntimeError(
-            "daskexec_loky: loky's executor no longer keeps its worker processes in a "
-            f"dict _processes (found {type(workers).__name__}); terminate_workers() "
-            "needs updating for this loky version"
-        )
-    return list(workers.copy().values())
 
 
 def _engine_error(error: BaseException) -> BaseException:

@@ -1,5 +1,9 @@
 """What both stdlib adapters share: start method, cloudpickle transport, errors.
 
+Both executors derive from :class:`LocalPool`: the worker count, the start
+method, the :class:`daskexec.kit.Intake` (shut-down state, unfinished
+futures, the lock), their description to the scheduler and their ``repr``.
+
 Transport
 ---------
 The stdlib pools pickle a call with the standard pickler, which refuses
@@ -14,16 +18,17 @@ call of a module-level runner that any pickler handles:
   never copied into a second pickle;
 - otherwise the whole call is one cloudpickle blob.
 
-The runner returns the call's *outcome* (see ``daskexec._kit``): bytes
+The runner returns the call's *outcome* (see ``daskexec.kit``): bytes
 holding the result or the exception, pickled in the worker with cloudpickle.
 The pool itself never pickles a task's result or exception, so a lambda
 result, an exception whose pickle does not load, or a ``KeyboardInterrupt``
 raised by a task cannot break it; the adapter decodes the outcome in the
-driver with ``daskexec._kit.settle`` or ``bridge``.
+driver with ``daskexec.kit.settle`` or ``bridge``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import multiprocessing
 import multiprocessing.connection
@@ -34,13 +39,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, ClassVar
 
 import cloudpickle
 
-from daskexec._kit import outcome_of
+from daskexec.engine import EngineInfo
+from daskexec.kit import Intake, local_pool_info, outcome_of
 
 __all__ = [
+    "LocalPool",
     "WorkerLostError",
     "default_workers",
     "end_processes",
@@ -51,10 +58,6 @@ __all__ = [
 Context = multiprocessing.context.BaseContext
 
 _PLAIN = frozenset({bytes, bytearray, str, int, float, bool, complex, type(None)})
-
-#: What one invocation costs beyond its work, for ``EngineInfo.call_overhead``:
-#: a round trip through a pipe and two (un)pickles, about a millisecond.
-PROCESS_CALL_OVERHEAD = 1e-3
 
 #: Seconds a worker may take to exit on SIGTERM from ``terminate_workers()``
 #: before it is killed.
@@ -68,6 +71,32 @@ class WorkerLostError(BrokenProcessPool):
     stdlib's ``BrokenProcessPool``), so the daskexec scheduler treats it as an
     engine failure and retries the work; the executor stays usable.
     """
+
+
+class LocalPool(concurrent.futures.Executor):
+    """A pool of ``workers`` processes started with ``context``, as the scheduler sees it."""
+
+    #: the backend name, for ``EngineInfo.name``
+    engine_name: ClassVar[str]
+    #: what ``repr`` calls the workers
+    worker_noun: ClassVar[str] = "workers"
+
+    def __init__(self, workers: int | None, context: str | Context | None) -> None:
+        self._workers_count = default_workers(workers)
+        self._context = resolve_context(context)
+        self._intake = Intake(type(self).__name__)  # shut down?, unfinished futures, lock
+
+    def __daskexec_shut_down__(self) -> bool:
+        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
+        return self._intake.closed
+
+    def __daskexec_engine__(self) -> EngineInfo:
+        """Describe this pool to the daskexec scheduler: a local process pool."""
+        return local_pool_info(self._workers_count, self.engine_name)
+
+    def __repr__(self) -> str:
+        details = f"{self._workers_count} {self.worker_noun}, {self._context.get_start_method()}"
+        return f"<{type(self).__name__} {self._intake.state()}, {details}>"
 
 
 def resolve_context(context: str | Context | None) -> Context:

@@ -14,7 +14,7 @@ the pool at a time (marked RUNNING then, as the stdlib pool does with its
 call queue); the others stay PENDING and can be cancelled.  The pool's
 result-handler thread completes a future through ``apply_async``'s
 callbacks and dispatches the next item.  What comes back is the call's
-outcome, bytes (see ``daskexec._kit``): the pool never pickles a task's
+outcome, bytes (see ``daskexec.kit``): the pool never pickles a task's
 result or exception itself, so neither a lambda result nor an exception
 whose pickle does not load can kill that thread, and a task's
 ``BaseException`` cannot kill its worker.
@@ -52,20 +52,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from daskexec import SharedMemoryStore
-from daskexec._kit import settle
-from daskexec.engine import EngineInfo
+from daskexec.kit import settle
 
-from ._common import (
-    PROCESS_CALL_OVERHEAD,
-    TERMINATE_GRACE,
-    Context,
-    WorkerLostError,
-    default_workers,
-    end_processes,
-    pack_call,
-    resolve_context,
-)
+from ._common import TERMINATE_GRACE, Context, LocalPool, WorkerLostError, end_processes, pack_call
+from ._compat import pool_processes
 
 __all__ = ["MultiprocessingPoolExecutor"]
 
@@ -87,12 +77,12 @@ class _Generation:
     def __init__(self, pool: multiprocessing.pool.Pool) -> None:
         self.pool = pool
         # Holding the Process objects keeps their sentinels open and valid.
-        self.workers: list[Any] = list(pool._pool)  # type: ignore[attr-defined]
+        self.workers = pool_processes(pool)
         self.closing = threading.Event()
         self.watcher: threading.Thread | None = None
 
 
-class MultiprocessingPoolExecutor(concurrent.futures.Executor):
+class MultiprocessingPoolExecutor(LocalPool):
     """``multiprocessing.Pool`` behind the ``concurrent.futures.Executor`` interface.
 
     Parameters
@@ -120,6 +110,9 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
     the stdlib contract; with ``wait=True`` no worker process is left.
     """
 
+    engine_name = "multiprocessing-pool"
+    worker_noun = "processes"
+
     def __init__(
         self,
         processes: int | None = None,
@@ -127,13 +120,10 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
     ) -> None:
-        self._processes = default_workers(processes)
-        self._context = resolve_context(context)
+        super().__init__(processes, context)
         self._initializer = initializer
         self._initargs = initargs
-        self._limit = 2 * self._processes
-        self._lock = threading.Lock()
-        self._shutdown = False
+        self._limit = 2 * self._workers_count
         self._ids = itertools.count()
         self._queue: collections.deque[_Item] = collections.deque()
         self._inflight: dict[int, Future[Any]] = {}
@@ -157,15 +147,11 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         try:
             runner, runner_args = pack_call(fn, args, kwargs)
         except Exception as exc:
-            with self._lock:
-                if self._shutdown:
-                    raise RuntimeError("cannot schedule new futures after shutdown") from None
+            self._intake.check()
             future.set_exception(exc)
             return future
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append((future, runner, runner_args))
+        with self._intake.accepting():
+            self._queue.append((self._intake.track(future), runner, runner_args))
             self._dispatch_locked()
         return future
 
@@ -187,7 +173,7 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
             )
 
     def _start_generation(self) -> _Generation:
-        pool = self._context.Pool(self._processes, self._initializer, self._initargs)
+        pool = self._context.Pool(self._workers_count, self._initializer, self._initargs)
         gen = _Generation(pool)
         gen.watcher = threading.Thread(
             target=self._watch, args=(gen,), name="daskexec-pool-watcher", daemon=True
@@ -197,12 +183,12 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
 
     def _complete(self, key: int, ok: bool, value: Any) -> None:
         # Runs in the pool's result-handler thread.
-        with self._lock:
+        with self._intake.lock:
             future = self._inflight.pop(key, None)
             if future is None:
                 return  # already failed as lost to a dead worker
             self._dispatch_locked()
-            idle = self._shutdown and not self._inflight and not self._queue
+            idle = self._intake.closed and not self._inflight and not self._queue
             gen = self._gen
         if ok:
             settle(future, value)
@@ -223,7 +209,7 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
                 break
         else:
             return
-        with self._lock:
+        with self._intake.lock:
             if gen.closing.is_set() or self._gen is not gen or _EXITING.is_set():
                 return
             gen.closing.set()
@@ -255,8 +241,8 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         has exited; with ``wait=False`` it returns at once and the pool
         closes when its last work item finishes.
         """
-        with self._lock:
-            self._shutdown = True
+        with self._intake.lock:
+            pending = self._intake.close()  # no future is added from now on
             if cancel_futures:
                 while self._queue:
                     self._queue.popleft()[0].cancel()
@@ -267,13 +253,9 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
                 gen.closing.set()
                 gen.pool.close()
             return
-        while True:
-            with self._lock:
-                pending = [*self._inflight.values(), *(item[0] for item in self._queue)]
-            if not pending:
-                break
-            concurrent.futures.wait(pending)
-        with self._lock:
+        # cancelled while queued: done, but wait() sees them only once notified
+        concurrent.futures.wait([f for f in pending if not f.cancelled()])
+        with self._intake.lock:
             gens = [*self._retired, *([self._gen] if self._gen is not None else [])]
         for g in gens:
             if not g.closing.is_set():
@@ -297,8 +279,8 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         every future is done and every worker process has exited.  Safe to
         call several times, and after :meth:`shutdown`.
         """
-        with self._lock:
-            self._shutdown = True
+        with self._intake.lock:
+            self._intake.close()
             queued = [item[0] for item in self._queue]
             self._queue.clear()
             lost = list(self._inflight.values())
@@ -332,25 +314,3 @@ class MultiprocessingPoolExecutor(concurrent.futures.Executor):
         )
         for future in lost:
             future.set_exception(error)
-
-    def __daskexec_shut_down__(self) -> bool:
-        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._shutdown
-
-    def __daskexec_engine__(self) -> EngineInfo:
-        """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
-        return EngineInfo(
-            workers=self._processes,
-            out_of_process=True,
-            call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset(
-                {"separate-processes", "survives-worker-death", "cancel-running"}
-            ),
-            store=SharedMemoryStore,
-            name="multiprocessing-pool",
-        )
-
-    def __repr__(self) -> str:
-        state = "shut down" if self._shutdown else "running"
-        method = self._context.get_start_method()
-        return f"<{type(self).__name__} {state}, {self._processes} processes, {method}>"

@@ -7,7 +7,7 @@ such pool and, when a ``submit`` finds it broken, retires it and starts a
 fresh one, so that the scheduler's retry of the failed work succeeds.
 
 Work goes to the pool as a call of an importable runner that returns the
-call's outcome as bytes (see ``daskexec._kit``); the caller's future is a
+call's outcome as bytes (see ``daskexec.kit``); the caller's future is a
 bridge that decodes it when the pool's future completes, and cancels the
 pool's future when cancelled.  A result or an exception that the pool's
 pickler could not carry therefore cannot break the pool.
@@ -20,8 +20,9 @@ that is an engine failure like any other, and retried the same way.
 3.14's method of the same name, and also works after ``shutdown(wait=False)``
 (the daskexec scheduler calls it then), where the stdlib's, which reads the
 pool's worker list that ``shutdown`` drops, finds nothing to terminate.  The
-stdlib pool offers no public list of its worker processes: :func:`_workers`
-reads the private ``_processes`` once, when the pool is created.
+stdlib pool offers no public list of its worker processes:
+:func:`daskexec_stdlib._compat.process_pool_workers` reads the private
+``_processes`` once, when the pool is created.
 """
 
 from __future__ import annotations
@@ -32,27 +33,17 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from daskexec import SharedMemoryStore
-from daskexec._kit import bridge
-from daskexec.engine import EngineInfo
-from daskexec.kit import Intake
+from daskexec.kit import bridge
 
-from ._common import (
-    PROCESS_CALL_OVERHEAD,
-    TERMINATE_GRACE,
-    Context,
-    default_workers,
-    end_processes,
-    pack_call,
-    resolve_context,
-)
+from ._common import TERMINATE_GRACE, Context, LocalPool, end_processes, pack_call
+from ._compat import process_pool_workers
 
 __all__ = ["ProcessPoolExecutor"]
 
 T = TypeVar("T")
 
 
-class ProcessPoolExecutor(concurrent.futures.Executor):
+class ProcessPoolExecutor(LocalPool):
     """A process pool that runs lambdas and closures and outlives dead workers.
 
     Parameters
@@ -83,16 +74,16 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     with ``wait=True``, returns only once every worker process has exited.
     """
 
+    engine_name = "processes"
+
     def __init__(
         self,
         max_workers: int | None = None,
         mp_context: str | Context | None = None,
         **kwargs: Any,
     ) -> None:
-        self._max_workers = default_workers(max_workers)
-        self._context = resolve_context(mp_context)
+        super().__init__(max_workers, mp_context)
         self._kwargs = kwargs
-        self._intake = Intake()  # shut-down state, unfinished futures, the lock
         self._retired: list[concurrent.futures.ProcessPoolExecutor] = []
         # each pool's live map of pid to worker Process, kept past its shutdown
         self._workers: dict[concurrent.futures.ProcessPoolExecutor, dict[int, Any]] = {}
@@ -101,9 +92,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # Creating the stdlib pool starts no process: workers spawn on demand.
         pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._max_workers, mp_context=self._context, **self._kwargs
+            max_workers=self._workers_count, mp_context=self._context, **self._kwargs
         )
-        self._workers[pool] = _workers(pool)
+        self._workers[pool] = process_pool_workers(pool)
         return pool
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
@@ -176,43 +167,3 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         # Each pool's manager thread sees its workers gone and fails the
         # running futures as broken.
         concurrent.futures.wait(pending)
-
-    def __daskexec_shut_down__(self) -> bool:
-        """Whether :meth:`shutdown` was called (the daskexec engine protocol)."""
-        return self._intake.closed
-
-    def __daskexec_engine__(self) -> EngineInfo:
-        """Describe this pool to the daskexec scheduler (see :class:`daskexec.EngineInfo`)."""
-        return EngineInfo(
-            workers=self._max_workers,
-            out_of_process=True,
-            call_overhead=PROCESS_CALL_OVERHEAD,
-            capabilities=frozenset(
-                {"separate-processes", "survives-worker-death", "cancel-running"}
-            ),
-            store=SharedMemoryStore,
-            name="processes",
-        )
-
-    def __repr__(self) -> str:
-        state = self._intake.state()
-        method = self._context.get_start_method()
-        return f"<{type(self).__name__} {state}, {self._max_workers} workers, {method}>"
-
-
-def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> dict[int, Any]:
-    """The dict of pid to worker ``Process`` that ``pool`` fills as it starts workers.
-
-    Compat: private to ``concurrent.futures.ProcessPoolExecutor`` (3.10 to
-    3.14 create it in ``__init__`` and only set the attribute to ``None`` on
-    shutdown; the dict itself stays the manager thread's).  Fails loudly if
-    that changes.
-    """
-    workers = pool._processes
-    if not isinstance(workers, dict):
-        raise RuntimeError(
-            "daskexec_stdlib: concurrent.futures.ProcessPoolExecutor no longer keeps its "
-            f"worker processes in a dict _processes (found {type(workers).__name__}); "
-            "terminate_workers() needs updating for this Python"
-        )
-    return workers
