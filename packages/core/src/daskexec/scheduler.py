@@ -26,7 +26,7 @@ from typing import Any
 
 from dask.callbacks import local_callbacks, unpack_callbacks
 
-from daskexec import _graph, _packing, _worker
+from daskexec import _graph, _packing, _timeline, _worker
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
@@ -302,6 +302,7 @@ class ExecutorScheduler:
                 _release(ex, failed)
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
+            _account(stats)
             self.last_stats = stats
             _record(stats)
         return _nested(keys, values)
@@ -351,6 +352,14 @@ def _make_executor(executor: ExecutorLike) -> concurrent.futures.Executor:
     if isinstance(executor, str):
         return create_executor(executor)
     return executor
+
+
+def _account(stats: ComputeStats) -> None:
+    """Align the workers' clocks and split the wall time (see ``_timeline``)."""
+    end = time.time()
+    _timeline.align_clocks(stats.items)
+    stats.breakdown = _timeline.breakdown(stats.items, stats.driver_spans, end - stats.seconds, end)
+    stats.worker_seconds = sum(r.worker_seconds for r in stats.items)
 
 
 def _nested(keys: Any, values: Mapping[Hashable, Any]) -> Any:

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from daskexec._timeline import ItemRecord
+
 __all__ = ["ComputeStats", "collect_stats"]
 
 
@@ -58,6 +60,18 @@ class ComputeStats:
         Wall time of the compute, graph preparation included.
     engine
         The engine's name.
+    breakdown
+        Where the wall time went, in seconds per part of
+        :data:`daskexec.diagnostics.PARTS` (``tasks``, ``serialization``,
+        ``transfer``, ``engine latency``, ``scheduling``): at each moment the
+        time counts for the first of those that was happening anywhere, so
+        the parts add up to ``seconds``.
+    worker_seconds
+        Seconds workers were busy with this compute's items (entry to last
+        task, retries included): what an engine billed by the second charges.
+    items
+        One :class:`~daskexec.diagnostics.ItemRecord` per attempt at a work
+        item, in the order they were sent, on the driver's clock.
     """
 
     tasks: int = 0
@@ -77,6 +91,11 @@ class ComputeStats:
     store_peak_bytes: int = 0
     seconds: float = 0.0
     engine: str = ""
+    breakdown: dict[str, float] = field(default_factory=dict)
+    worker_seconds: float = 0.0
+    items: list[ItemRecord] = field(default_factory=list, repr=False)
+    #: (part, begin, end): the driver serializing work or decoding results
+    driver_spans: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
 
     @property
     def tasks_per_item(self) -> float:
@@ -91,7 +110,14 @@ class ComputeStats:
             f"{self.invocations} invocations, {self.retries} retries, "
             f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
             f"{self.seconds:.3f}s on {self.engine}"
+            + (f" ({self.breakdown_summary()})" if self.breakdown else "")
         )
+
+    def breakdown_summary(self) -> str:
+        """The breakdown as percentages of the wall time, largest first."""
+        total = sum(self.breakdown.values()) or 1.0
+        parts = sorted(self.breakdown.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {100 * v / total:.0f}%" for name, v in parts if v > 0)
 
 
 def _size(n: int) -> str:
