@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import pathlib
+import re
+import shutil
 import socket
+import subprocess
 
 import dask
 import dask.array as da
@@ -49,3 +55,73 @@ def test_every_work_item_has_a_record(
     _check(scheduler.last_stats, engine)
     summary = scheduler.last_stats.summary()
     assert "tasks" in summary and "%" in summary, summary
+
+
+# -- the drawn timeline ------------------------------------------------------------------
+
+CHECK = """
+<script>
+window.__errors = [];
+window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+window.addEventListener("load", () => setTimeout(() => {
+  let bars = -1;
+  try {
+    const doc = Bokeh.documents[0];
+    const data = doc.get_model_by_name("items").data_source.data;
+    const items = new Set();
+    for (let i = 0; i < data.item.length; i++) items.add(data.compute[i] + ":" + data.item[i]);
+    bars = items.size;
+  } catch (e) { window.__errors.push(String(e)); }
+  document.body.setAttribute("data-check", JSON.stringify({errors: window.__errors, bars}));
+}, 1000));
+</script>
+"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no Chromium on this machine (Debian: apt install chromium)")
+
+
+def test_the_timeline_draws_one_bar_per_work_item(
+    scheduler: daskexec.ExecutorScheduler, tmp_path: pathlib.Path
+) -> None:
+    pytest.importorskip("bokeh", reason="drawing needs daskexec-core[diagnostics]")
+    pytest.importorskip("matplotlib", reason="drawing needs daskexec-core[diagnostics]")
+    from daskexec.diagnostics import Timeline
+
+    with Timeline() as timeline:
+        dask.compute(tree_sum(32), scheduler=scheduler)
+    assert len(timeline.computes) == 1
+    items = {r.item for r in timeline.computes[0].items}
+    page, png = tmp_path / "timeline.html", tmp_path / "timeline.png"
+    timeline.save_html(str(page))
+    timeline.save_png(str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "<script src=" not in text, "the page must work offline (bokeh inlined)"
+    assert "daskexec-summary" in text
+    page.write_text(text.replace("</head>", CHECK + "</head>", 1))
+    done = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'data-check="([^"]*)"', done.stdout)
+    assert found, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    check = json.loads(html.unescape(found.group(1)))
+    assert check["errors"] == [], check
+    assert check["bars"] == len(items), (check, len(items))
