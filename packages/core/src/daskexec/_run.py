@@ -58,7 +58,7 @@ from daskexec._transport import Sender, choose
 from daskexec._worker import Cancelled, TaskFailure, WorkItem
 from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteTraceback
-from daskexec.stats import ComputeStats
+from daskexec.stats import ComputeStats, Progress
 
 WAITING, READY, PLACED, DONE = 0, 1, 2, 3
 
@@ -161,6 +161,10 @@ class Run:
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
+
+    def progress(self) -> Progress:
+        """Tasks done of all, and work items in flight (read from another thread)."""
+        return Progress(self.done, len(self.g.nodes), len(self.inflight))
 
     # ------------------------------------------------------------------ state
 

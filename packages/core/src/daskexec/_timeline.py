@@ -117,9 +117,10 @@ def align_clocks(records: Sequence[ItemRecord]) -> dict[str, float]:
         if r.started and not r.lost:
             theta = offsets[r.host]
             r.offset = theta
-            r.started -= theta
-            r.ran -= theta
-            r.finished -= theta
+            # (clamped: subtracting the offset must not reorder stamps by a rounding error)
+            r.started = max(r.started - theta, r.submitted)
+            r.finished = max(min(r.finished - theta, r.received), r.started)
+            r.ran = min(max(r.ran - theta, r.started), r.finished)
     return offsets
 
 

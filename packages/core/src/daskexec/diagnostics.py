@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import html
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, TextIO
 
 from daskexec._timeline import PARTS, ItemRecord
-from daskexec.stats import ComputeStats, collect_stats
+from daskexec.stats import ComputeStats, Progress, collect_stats, watching
 
-__all__ = ["PARTS", "ItemRecord", "Timeline"]
+__all__ = ["PARTS", "ItemRecord", "ProgressBar", "Timeline"]
 
 #: How each stretch of a work item's life is drawn: (name, begin, end, color).
 _SEGMENTS = (
@@ -102,7 +104,7 @@ class Timeline:
     def save_html(self, path: str) -> None:
         """Write a self-contained page (bokeh's JavaScript inlined: no network needed)."""
         from bokeh.embed import file_html
-        from bokeh.models import ColumnDataSource, HoverTool
+        from bokeh.models import ColumnDataSource, FactorRange, HoverTool
         from bokeh.plotting import figure
         from bokeh.resources import INLINE
 
@@ -126,7 +128,7 @@ class Timeline:
             }
         )
         fig = figure(
-            y_range=rows[::-1] or ["(no work items)"],
+            y_range=FactorRange(factors=rows[::-1] or ["(no work items)"]),
             height=max(240, 22 * len(rows) + 120),
             width=1100,
             title=self.summary().replace("\n", " | ")[:300],
@@ -204,3 +206,80 @@ class Timeline:
                 f"{c.worker_seconds:.2f} worker-s; {c.breakdown_summary()}"
             )
         return "\n".join(lines)
+
+
+class ProgressBar:
+    """A live bar for every compute run in this thread inside the ``with`` block.
+
+    Dask's ``ProgressBar`` counts tasks; this also shows what the engine is
+    doing: work items in flight, retries and the bytes moved so far.  It
+    uses tqdm (``tqdm.auto``: a terminal bar, or a widget in Jupyter)::
+
+        with daskexec.diagnostics.ProgressBar():
+            y.compute(scheduler=daskexec.ExecutorScheduler("lithops"))
+    """
+
+    def __init__(self, interval: float = 0.2, file: TextIO | None = None) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+        self.interval = interval
+        self.file = file
+        self._stack: contextlib.ExitStack | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bar: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        import tqdm.auto  # fail here, not in the middle of a compute
+
+        del tqdm
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(watching(self))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._stack is not None
+        self._stack.close()
+        self._stack = None
+
+    def compute_started(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=progress().total, unit="task", file=self.file, leave=True)
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._poll, args=(stats, progress), name="daskexec-progress", daemon=True
+        )
+        self._thread.start()
+
+    def compute_finished(self, stats: ComputeStats, failed: bool) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            if not failed:
+                bar.n = bar.total
+            bar.set_postfix_str(_postfix(stats, 0) + (", failed" if failed else ""))
+            bar.close()
+
+    def _poll(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None:
+        while not self._stop.wait(self.interval):
+            now = progress()
+            bar = self._bar
+            if bar is None:
+                return
+            bar.n = now.done
+            bar.set_postfix_str(_postfix(stats, now.inflight), refresh=False)
+            bar.refresh()
+
+
+def _postfix(stats: ComputeStats, inflight: int) -> str:
+    moved = stats.bytes_sent + stats.bytes_received
+    return f"{inflight} items in flight, {stats.retries} retries, {moved / 2**20:.1f} MiB moved"

@@ -31,7 +31,7 @@ from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
 from daskexec.engine import CleansUpPerCompute, EngineInfo, describe, is_shut_down
-from daskexec.stats import ComputeStats, _record
+from daskexec.stats import ComputeStats, _record, _watchers
 
 __all__ = ["ExecutorScheduler", "executor_scheduler"]
 
@@ -257,6 +257,7 @@ class ExecutorScheduler:
             ex_arg, owned = InlineExecutor(), False
         ex = _make_executor(ex_arg)
         stats = ComputeStats()
+        watchers = _watchers()
         run: Run | None = None
         failed = True
         try:
@@ -275,6 +276,8 @@ class ExecutorScheduler:
                 started: list[Any] = []
                 errored = True
                 run = Run(graph, ex, info, settings, _callback_tuples(cbs), stats)
+                for w in watchers:
+                    w.compute_started(stats, run.progress)
                 try:
                     for cb in cbs:
                         if cb[0]:
@@ -303,6 +306,9 @@ class ExecutorScheduler:
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
             _account(stats)
+            if run is not None:
+                for w in watchers:
+                    w.compute_finished(stats, failed)
             self.last_stats = stats
             _record(stats)
         return _nested(keys, values)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from daskexec._timeline import ItemRecord
 
@@ -152,6 +153,39 @@ def collect_stats() -> Iterator[list[ComputeStats]]:
         yield c.stats
     finally:
         collectors.remove(c)
+
+
+class Watcher(Protocol):
+    """Told when a compute of this thread starts and ends (a live progress display)."""
+
+    def compute_started(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None: ...
+
+    def compute_finished(self, stats: ComputeStats, failed: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running compute is: tasks done of all, work items in flight."""
+
+    done: int
+    total: int
+    inflight: int
+
+
+@contextlib.contextmanager
+def watching(watcher: Watcher) -> Iterator[None]:
+    """Tell ``watcher`` about every compute run in this thread inside the block."""
+    watchers: list[Watcher] = getattr(_active, "watchers", [])
+    _active.watchers = watchers
+    watchers.append(watcher)
+    try:
+        yield
+    finally:
+        watchers.remove(watcher)
+
+
+def _watchers() -> list[Watcher]:
+    return list(getattr(_active, "watchers", ()))
 
 
 def _record(stats: ComputeStats) -> None:
