@@ -35,7 +35,7 @@ __all__ = ["PARTS", "ItemRecord", "ProgressBar", "Timeline"]
 #: How each stretch of a work item's life is drawn: (name, begin, end, color).
 _SEGMENTS = (
     ("engine latency", "submitted", "started", "#c7c7c7"),
-    ("deserialization", "started", "ran", "#ff9f40"),
+    ("serialization", "started", "ran", "#ff9f40"),
     ("tasks", "ran", "finished", "#3b75af"),
     ("transfer", "finished", "received", "#55a868"),
 )
@@ -50,6 +50,9 @@ class _Bar:
     color: str
     record: ItemRecord
     compute: int
+
+
+_DRIVER = "driver"
 
 
 class Timeline:
@@ -77,11 +80,23 @@ class Timeline:
     # -- data ----------------------------------------------------------------------
 
     def _origin(self) -> float:
-        starts = [r.ready for c in self.computes for r in c.items]
-        return min(starts, default=0.0)
+        return min((c.started for c in self.computes), default=0.0)
 
     def _bars(self) -> Iterator[_Bar]:
         for n, compute in enumerate(self.computes):
+            # the driver's own row: the compute, and its serializing and decoding
+            driver = _DRIVER
+            first = compute.items[0] if compute.items else None
+            if first is not None:
+                done = compute.started + compute.seconds
+                yield _Bar(driver, "compute", compute.started, done, "#eeeeee", first, n)
+                for part, begin, end in compute.driver_spans:
+                    yield _Bar(driver, part, begin, end, "#ff9f40", first, n)
+                for r in compute.items:
+                    if r.decoded > r.received:
+                        yield _Bar(
+                            driver, "serialization", r.received, r.decoded, "#ff9f40", r, n
+                        )
             free: dict[str, float] = {}  # when each row's previous item came back
             for r in sorted(compute.items, key=lambda r: (r.started or r.received, r.item)):
                 if r.lost or not r.started:
@@ -110,7 +125,7 @@ class Timeline:
 
         bars = list(self._bars())
         origin = self._origin()
-        rows = sorted({b.row for b in bars})
+        rows = _rows(bars)
         source = ColumnDataSource(
             {
                 "row": [b.row for b in bars],
@@ -173,7 +188,7 @@ class Timeline:
 
         bars = list(self._bars())
         origin = self._origin()
-        rows = sorted({b.row for b in bars})
+        rows = _rows(bars)
         index = {row: i for i, row in enumerate(rows)}
         fig, ax = plt.subplots(figsize=(11, max(2.5, 0.3 * len(rows) + 1.5)))
         for b in bars:
@@ -188,11 +203,12 @@ class Timeline:
         ax.set_yticks(range(len(rows)), labels=rows[::-1], fontsize=7)
         ax.set_xlabel("seconds")
         ax.set_title(self._title(), fontsize=8, loc="left")
-        colors = [*_SEGMENTS, ("lost", "", "", "#d62728")]
+        colors = [("compute (driver)", "", "", "#eeeeee"), *_SEGMENTS, ("lost", "", "", "#d62728")]
         ax.legend(
             handles=[Patch(color=c, label=name) for name, _, _, c in colors],
             fontsize=7,
-            loc="upper right",
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
         )
         fig.tight_layout()
         fig.savefig(path, dpi=120)
@@ -266,7 +282,7 @@ class ProgressBar:
         if bar is not None:
             if not failed:
                 bar.n = bar.total
-            bar.set_postfix_str(_postfix(stats, 0) + (", failed" if failed else ""))
+            bar.set_postfix_str(_postfix(stats, 0) + (", failed" if failed else ""), refresh=False)
             bar.close()
 
     def _poll(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None:
@@ -278,6 +294,12 @@ class ProgressBar:
             bar.n = now.done
             bar.set_postfix_str(_postfix(stats, now.inflight), refresh=False)
             bar.refresh()
+
+
+def _rows(bars: list[_Bar]) -> list[str]:
+    """The driver first, then the workers."""
+    workers = sorted({b.row for b in bars} - {_DRIVER})
+    return [_DRIVER, *workers] if bars else []
 
 
 def _postfix(stats: ComputeStats, inflight: int) -> str:

@@ -363,8 +363,9 @@ def _make_executor(executor: ExecutorLike) -> concurrent.futures.Executor:
 def _account(stats: ComputeStats) -> None:
     """Align the workers' clocks and split the wall time (see ``_timeline``)."""
     end = time.time()
+    stats.started = end - stats.seconds
     _timeline.align_clocks(stats.items)
-    stats.breakdown = _timeline.breakdown(stats.items, stats.driver_spans, end - stats.seconds, end)
+    stats.breakdown = _timeline.breakdown(stats.items, stats.driver_spans, stats.started, end)
     stats.worker_seconds = sum(r.worker_seconds for r in stats.items)
 
 

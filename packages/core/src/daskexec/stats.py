@@ -61,6 +61,8 @@ class ComputeStats:
         Wall time of the compute, graph preparation included.
     engine
         The engine's name.
+    started
+        When the compute began (``time.time()`` in the driver).
     breakdown
         Where the wall time went, in seconds per part of
         :data:`daskexec.diagnostics.PARTS` (``tasks``, ``serialization``,
@@ -92,6 +94,7 @@ class ComputeStats:
     store_peak_bytes: int = 0
     seconds: float = 0.0
     engine: str = ""
+    started: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     worker_seconds: float = 0.0
     items: list[ItemRecord] = field(default_factory=list, repr=False)
