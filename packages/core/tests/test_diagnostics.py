@@ -80,3 +80,41 @@ def test_the_parts_add_up_to_the_wall_time() -> None:
         "scheduling": pytest.approx(3.0),  # 0..0.5 and 7.5..10
     }
     assert sum(parts.values()) == pytest.approx(10.0)
+
+
+def test_bill_rounds_each_invocation_up_and_adds_requests() -> None:
+    from daskexec.cost import Billing, Price, bill
+
+    price = Price("test", per_gb_second=1.0, per_vcpu_second=10.0, per_request=0.5, round_to=0.1)
+    gb_s, dollars = bill(Billing(price, memory_gb=2.0, vcpus=1.0), [0.01, 0.1, 0.25])
+    # 0.1 + 0.1 + 0.3 = 0.5 s billed
+    assert gb_s == pytest.approx(1.0)
+    assert dollars == pytest.approx(1.0 * 1.0 + 0.5 * 10.0 + 3 * 0.5)
+    with pytest.raises(ValueError, match="per_gb_second"):
+        Price("bad", per_gb_second=-1)
+    with pytest.raises(ValueError, match="memory_gb"):
+        Billing(price, memory_gb=0)
+
+
+def test_an_engine_that_declares_its_billing_gets_a_price_per_compute() -> None:
+    import concurrent.futures
+
+    from daskexec.cost import PRICES, Billing
+
+    class Billed(concurrent.futures.ThreadPoolExecutor):
+        def __daskexec_engine__(self) -> daskexec.EngineInfo:
+            return daskexec.EngineInfo(
+                workers=2,
+                out_of_process=False,
+                name="billed",
+                billing=Billing(PRICES["aws_lambda"], memory_gb=1.0),
+            )
+
+    with Billed(2) as ex:
+        s = daskexec.ExecutorScheduler(ex, pack_size=1)
+        dask.compute(*[delayed(slow_inc)(i, 0.05) for i in range(4)], scheduler=s)
+    st = s.last_stats
+    assert st is not None and st.cost is not None
+    assert st.gb_seconds >= 4 * 0.05 and st.gb_seconds == pytest.approx(st.worker_seconds, abs=0.01)
+    assert st.cost == pytest.approx(st.gb_seconds * 0.0000166667 + len(st.items) * 0.2e-6, rel=0.01)
+    assert "AWS Lambda" in st.summary() and "GB-s" in st.summary()

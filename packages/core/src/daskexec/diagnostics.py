@@ -94,9 +94,7 @@ class Timeline:
                     yield _Bar(driver, part, begin, end, "#ff9f40", first, n)
                 for r in compute.items:
                     if r.decoded > r.received:
-                        yield _Bar(
-                            driver, "serialization", r.received, r.decoded, "#ff9f40", r, n
-                        )
+                        yield _Bar(driver, "serialization", r.received, r.decoded, "#ff9f40", r, n)
             free: dict[str, float] = {}  # when each row's previous item came back
             for r in sorted(compute.items, key=lambda r: (r.started or r.received, r.item)):
                 if r.lost or not r.started:
@@ -217,9 +215,10 @@ class Timeline:
     def _title(self) -> str:
         lines = []
         for c in self.computes[:4]:
+            cost = f", {c.gb_seconds:.1f} GB-s = ${c.cost:.6f}" if c.cost is not None else ""
             lines.append(
                 f"{c.engine}: {c.seconds:.2f}s, {c.work_items} items, "
-                f"{c.worker_seconds:.2f} worker-s; {c.breakdown_summary()}"
+                f"{c.worker_seconds:.2f} worker-s{cost}; {c.breakdown_summary()}"
             )
         return "\n".join(lines)
 

@@ -72,6 +72,11 @@ class ComputeStats:
     worker_seconds
         Seconds workers were busy with this compute's items (entry to last
         task, retries included): what an engine billed by the second charges.
+    gb_seconds, cost, price
+        On an engine that declares its billing (``EngineInfo.billing``): the
+        GB-seconds billed (each invocation rounded up as the provider does),
+        their list price in US dollars, and which price that is; otherwise
+        0, ``None`` and "".
     items
         One :class:`~daskexec.diagnostics.ItemRecord` per attempt at a work
         item, in the order they were sent, on the driver's clock.
@@ -97,6 +102,9 @@ class ComputeStats:
     started: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     worker_seconds: float = 0.0
+    gb_seconds: float = 0.0
+    cost: float | None = None
+    price: str = ""
     items: list[ItemRecord] = field(default_factory=list, repr=False)
     #: (part, begin, end): the driver serializing work or decoding results
     driver_spans: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
@@ -115,6 +123,11 @@ class ComputeStats:
             f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
             f"{self.seconds:.3f}s on {self.engine}"
             + (f" ({self.breakdown_summary()})" if self.breakdown else "")
+            + (
+                f"; {self.gb_seconds:.1f} GB-s, ${self.cost:.6f} at {self.price}"
+                if self.cost is not None
+                else ""
+            )
         )
 
     def breakdown_summary(self) -> str:
