@@ -579,7 +579,7 @@ class Run:
                 result.ran,
                 result.finished,
             )
-            record.worker = result.worker
+            record.worker, record.label, record.cold = result.worker, result.label, result.cold
             record.host = result.worker.partition("/")[0]
         failure = result.failure
         if failure is not None:

@@ -60,6 +60,12 @@ class ItemRecord:
         Where it ran: ``host/pid/thread`` as the worker saw itself.
     host
         The worker's host name (clocks are aligned per host).
+    label
+        The engine's own name for the worker, where its adapter gives one
+        (a Lithops activation id, a Ray node id).
+    cold
+        Whether it was the first item its worker process ran: the process
+        started for it (imports included), or the engine started one.
     payload_bytes, result_bytes
         What it carried to the worker and back (0 when nothing was serialized).
     offset
@@ -82,6 +88,8 @@ class ItemRecord:
     decoded: float = 0.0
     worker: str = ""
     host: str = ""
+    label: str = ""
+    cold: bool = False
     payload_bytes: int = 0
     result_bytes: int = 0
     offset: float = 0.0

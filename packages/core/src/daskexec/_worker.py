@@ -89,8 +89,13 @@ class ItemResult:
     started: float = 0.0
     ran: float = 0.0
     finished: float = 0.0
-    #: where the item ran: ``host/pid/thread``
+    #: where the item ran: ``host/pid/thread``, and the engine's own name for
+    #: it (``DASKEXEC_WORKER_LABEL`` in the worker's environment: a Lithops
+    #: activation id, a Ray node id) where the adapter sets one
     worker: str = ""
+    label: str = ""
+    #: whether this was the first item its worker process ran (a cold start)
+    cold: bool = False
 
 
 class Cancelled(Exception):
@@ -148,10 +153,18 @@ def where() -> str:
 _HOST = socket.gethostname()
 
 
+#: Set by an adapter in its workers: the engine's name for the worker running an item.
+LABEL_VARIABLE = "DASKEXEC_WORKER_LABEL"
+_ran_before = False
+
+
 def stamped(result: ItemResult, started: float) -> ItemResult:
-    """``result`` with the time its entry point began and where it ran."""
+    """``result`` with the time its entry point began, where it ran, and if it was cold."""
+    global _ran_before
     result.started = started
     result.worker = where()
+    result.label = os.environ.get(LABEL_VARIABLE, "")
+    result.cold, _ran_before = not _ran_before, True
     if not result.finished:  # it never ran (it could not be loaded)
         result.ran = result.finished = time.time()
     return result
@@ -288,6 +301,7 @@ def _replaced(result: ItemResult, failure: TaskFailure) -> ItemResult:
     failed = ItemResult(None, failure, result.seconds, result.tasks_run)
     failed.started, failed.ran = result.started, result.ran
     failed.finished, failed.worker = result.finished, result.worker
+    failed.label, failed.cold = result.label, result.cold
     return failed
 
 

@@ -138,6 +138,8 @@ class Timeline:
                 "compute": [b.compute for b in bars],
                 "payload": [b.record.payload_bytes for b in bars],
                 "result": [b.record.result_bytes for b in bars],
+                "label": [b.record.label or b.record.worker for b in bars],
+                "cold": ["(cold start)" if b.record.cold else "" for b in bars],
             }
         )
         fig = figure(
@@ -165,6 +167,7 @@ class Timeline:
                     ("part", "@part"),
                     ("group", "@group (@tasks tasks)"),
                     ("bytes", "@payload out, @result back"),
+                    ("worker", "@label @cold"),
                     ("time", "@left{0.000}s to @right{0.000}s"),
                 ]
             )
