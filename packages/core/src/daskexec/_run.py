@@ -119,7 +119,7 @@ class Run:
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
         self.arrived: dict[Future[Any], float] = {}  # when each future completed
-        self.ready_at: dict[Hashable, float] = {}  # when each task became ready
+        self.ready_at: dict[Hashable, float] = {}  # when each task waiting to go out became ready
 
         self.pretask = [cb[2] for cb in callbacks if cb[2]]
         self.posttask = [cb[3] for cb in callbacks if cb[3]]
@@ -536,7 +536,7 @@ class Run:
                 group=key_split(keys[0]),
                 tasks=len(keys),
                 attempt=1,
-                ready=min((ready_at.get(k, begin) for k in keys), default=begin),
+                ready=min((ready_at.pop(k, begin) for k in keys), default=begin),
                 serialized=serialized,
                 submitted=serialized,
                 payload_bytes=payload,
