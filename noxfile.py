@@ -59,7 +59,7 @@ def _own_tests(name: str) -> list[str]:
 
 
 def _install_backend(session: nox.Session, name: str) -> None:
-    session.install(f"./{CORE}[test]", *[f"./{p}" for p in BACKENDS[name]], *TEST_DEPS)
+    session.install(f"./{CORE}[test,diagnostics]", *[f"./{p}" for p in BACKENDS[name]], *TEST_DEPS)
 
 
 for _name in BACKENDS:

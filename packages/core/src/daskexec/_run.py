@@ -54,11 +54,12 @@ from dask.utils import key_split
 from daskexec import _failures, _packing
 from daskexec._graph import Graph, is_bookkeeping, is_finalize
 from daskexec._inlining import inline_getters
+from daskexec._timeline import ItemRecord
 from daskexec._transport import Sender, choose
 from daskexec._worker import Cancelled, TaskFailure, WorkItem
 from daskexec.engine import EngineInfo
 from daskexec.errors import RemoteTraceback
-from daskexec.stats import ComputeStats
+from daskexec.stats import ComputeStats, Progress
 
 WAITING, READY, PLACED, DONE = 0, 1, 2, 3
 
@@ -88,6 +89,7 @@ class _Sent:
     keys: list[Hashable]
     group: Hashable
     resend: Sender
+    record: ItemRecord
     refs: list[Any] = field(default_factory=list)
     attempts: int = 1
 
@@ -117,6 +119,8 @@ class Run:
             self.g = graph = inline_getters(graph)
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
+        self.arrived: dict[Future[Any], float] = {}  # when each future completed
+        self.ready_at: dict[Hashable, float] = {}  # when each task waiting to go out became ready
 
         self.pretask = [cb[2] for cb in callbacks if cb[2]]
         self.posttask = [cb[3] for cb in callbacks if cb[3]]
@@ -158,6 +162,10 @@ class Run:
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
+
+    def progress(self) -> Progress:
+        """Tasks done of all, and work items in flight (read from another thread)."""
+        return Progress(self.done, len(self.g.nodes), len(self.inflight))
 
     # ------------------------------------------------------------------ state
 
@@ -275,6 +283,8 @@ class Run:
         """Run ready bookkeeping nodes now (and what they release); queue the rest."""
         stack = list(reversed(keys))
         prio = self.g.priority
+        now = time.time()
+        ready_at = self.ready_at
         while stack:
             key = stack.pop()
             if key in self.local:
@@ -283,6 +293,7 @@ class Run:
                     stack.append(nxt)
                 continue
             self.status[key] = READY
+            ready_at[key] = now
             grp = self.groups[key]
             if key in self.followers:  # goes out with its family's first root
                 self.group_left[grp] -= 1
@@ -519,28 +530,63 @@ class Run:
             self.state["ready"] = [k for h in self.heaps.values() for _, k in h]
         inputs = [[self.data[k] for k in item.ref_keys] for item, _ in items]
         options = self.g.annotations.get(items[0][1][0], {})
+        begin, sent_before, spans = time.time(), st.bytes_sent, len(st.driver_spans)
         sends = self.transport.senders(items, inputs, options)
+        serialized = st.driver_spans[-1][2] if len(st.driver_spans) > spans else begin
+        payload = (st.bytes_sent - sent_before) // len(items)
+        ready_at = self.ready_at
         for (item, keys), send in zip(items, sends, strict=False):
             fut, refs = send()
-            sent = _Sent(item=item, keys=keys, group=grp, resend=send, refs=refs)
+            record = ItemRecord(
+                item=len(st.items),
+                group=key_split(keys[0]),
+                tasks=len(keys),
+                attempt=1,
+                ready=min((ready_at.pop(k, begin) for k in keys), default=begin),
+                serialized=serialized,
+                submitted=serialized,
+                payload_bytes=payload,
+            )
+            st.items.append(record)
+            sent = _Sent(item=item, keys=keys, group=grp, resend=send, record=record, refs=refs)
             self.inflight[fut] = sent
-            fut.add_done_callback(self.completed.put)
+            fut.add_done_callback(self._arrive)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
         st.largest_batch = max(st.largest_batch, sum(len(keys) for _, keys in items))
 
     # ----------------------------------------------------------------- complete
 
+    def _arrive(self, fut: Future[Any]) -> None:
+        """Done callback (an engine's thread): note when, and wake the scheduler."""
+        self.arrived[fut] = time.time()
+        self.completed.put(fut)
+
     def _complete(self, fut: Future[Any]) -> None:
         sent = self.inflight.pop(fut, None)
+        received = self.arrived.pop(fut, 0.0) or time.time()
         if sent is None:
             return
         self.generation += 1
+        record = sent.record
+        record.received = received
         try:
             outcome = fut.result()
         except Exception as exc:  # CancelledError included: the engine dropped it
+            record.lost = True
             self._engine_failure(sent, exc)
             return
+        got_before = self.stats.bytes_received
         result, handles = self.transport.receive(outcome, sent.refs, sent.keys)
+        record.decoded = time.time()
+        record.result_bytes = self.stats.bytes_received - got_before
+        if result.started:
+            record.started, record.ran, record.finished = (
+                result.started,
+                result.ran,
+                result.finished,
+            )
+            record.worker, record.label, record.cold = result.worker, result.label, result.cold
+            record.host = result.worker.partition("/")[0]
         failure = result.failure
         if failure is not None:
             if isinstance(failure.exception, Cancelled):
@@ -601,10 +647,23 @@ class Run:
         sent.attempts += 1
         self.stats.retries += 1
         self.stats.invocations += 1
+        now = time.time()
         fut, refs = sent.resend()
+        old = sent.record
+        sent.record = ItemRecord(
+            item=old.item,
+            group=old.group,
+            tasks=old.tasks,
+            attempt=sent.attempts,
+            ready=old.received or now,
+            serialized=now,
+            submitted=now,
+            payload_bytes=old.payload_bytes,
+        )
+        self.stats.items.append(sent.record)
         sent.refs = refs
         self.inflight[fut] = sent
-        fut.add_done_callback(self.completed.put)
+        fut.add_done_callback(self._arrive)
 
     def _raise_task_error(self, failure: TaskFailure) -> None:
         exc = _failures.noted(failure, self.info.name)

@@ -19,6 +19,8 @@ to those functions are persistent ids (see ``_serialize``).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import traceback
@@ -81,6 +83,19 @@ class ItemResult:
     partial: dict[Any, Any] | None = None
     #: for outputs kept by a reference engine: their sizes (``dask.sizeof``)
     sizes: list[int] | None = None
+    #: the worker's wall clock (``time.time()``) when its entry point began
+    #: (before the item was deserialized), when its first task began and when
+    #: its last task ended
+    started: float = 0.0
+    ran: float = 0.0
+    finished: float = 0.0
+    #: where the item ran: ``host/pid/thread``, and the engine's own name for
+    #: it (``DASKEXEC_WORKER_LABEL`` in the worker's environment: a Lithops
+    #: activation id, a Ray node id) where the adapter sets one
+    worker: str = ""
+    label: str = ""
+    #: whether this was the first item its worker process ran (a cold start)
+    cold: bool = False
 
 
 class Cancelled(Exception):
@@ -102,6 +117,7 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
     and returned too, as Dask's local scheduler does, so that it is re-raised in
     the driver instead of killing a worker.
     """
+    ran = time.time()
     start = time.perf_counter()
     values = item.inputs
     frees = item.free_after
@@ -116,13 +132,42 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
             tb = _format(exc)
             partial = {k: values[k] for k in item.exports if k in values}
             seconds = time.perf_counter() - start
-            return ItemResult(None, TaskFailure(node.key, exc, tb), seconds, n, partial)
+            failed = ItemResult(None, TaskFailure(node.key, exc, tb), seconds, n, partial)
+            failed.ran, failed.finished = ran, time.time()
+            return failed
         n += 1
         if frees:
             for k in frees[i]:
                 del values[k]
     out = [values[k] for k in item.exports]
-    return ItemResult(out, None, time.perf_counter() - start, n)
+    result = ItemResult(out, None, time.perf_counter() - start, n)
+    result.ran, result.finished = ran, time.time()
+    return result
+
+
+def where() -> str:
+    """This worker: ``host/pid/thread``."""
+    return f"{_HOST}/{os.getpid()}/{threading.current_thread().name}"
+
+
+_HOST = socket.gethostname()
+
+
+#: Set by an adapter in its workers: the engine's name for the worker running an item.
+LABEL_VARIABLE = "DASKEXEC_WORKER_LABEL"
+_ran_before = False
+
+
+def stamped(result: ItemResult, started: float) -> ItemResult:
+    """``result`` with the time its entry point began, where it ran, and if it was cold."""
+    global _ran_before
+    result.started = started
+    result.worker = where()
+    result.label = os.environ.get(LABEL_VARIABLE, "")
+    result.cold, _ran_before = not _ran_before, True
+    if not result.finished:  # it never ran (it could not be loaded)
+        result.ran = result.finished = time.time()
+    return result
 
 
 def _format(exc: BaseException) -> str:
@@ -135,11 +180,12 @@ def _format(exc: BaseException) -> str:
 
 def run_local_item(payload: tuple[WorkItem, threading.Event, object]) -> ItemResult:
     """Entry point for in-process executors: no serialization at all."""
+    started = time.time()
     item, cancel, executor = payload
     outer = getattr(_inside, "executor", None)
     _inside.executor = executor
     try:
-        return run_item(item, cancel)
+        return stamped(run_item(item, cancel), started)
     finally:
         _inside.executor = outer
 
@@ -152,21 +198,23 @@ def run_encoded_item(payload: tuple[str, bytes, bytes]) -> bytes:
     value it cannot carry, and a result that cannot be serialized is reported
     as that, naming its task.
     """
+    started = time.time()
     item = _load(payload)
     if isinstance(item, ItemResult):
-        return _serialize.dumps(item)
-    return _dump_result(run_item(item), item)
+        return _serialize.dumps(stamped(item, started))
+    return _dump_result(stamped(run_item(item), started), item)
 
 
 def run_reference_item(
     payload: tuple[str, bytes, bytes], *inputs: Any
 ) -> tuple[bytes, Sequence[Any]]:
     """Entry point for reference engines: ref inputs arrive resolved, outputs stay remote."""
+    started = time.time()
     item = _load(payload)
     if isinstance(item, ItemResult):
-        return _serialize.dumps(item), ()
+        return _serialize.dumps(stamped(item, started)), ()
     item.inputs.update(zip(item.ref_keys, inputs, strict=False))
-    result = run_item(item)
+    result = stamped(run_item(item), started)
     values = result.values
     result.values = None
     if values is None:
@@ -184,10 +232,11 @@ def run_stored_item(
     The outcome's ``values`` are the exports' handles: small values inline,
     the others written to the store by this worker.
     """
+    started = time.time()
     compute, shared, blob, client, handles, inline_below = payload
     item = _load((compute, shared, blob))
     if isinstance(item, ItemResult):
-        return _serialize.dumps(item)
+        return _serialize.dumps(stamped(item, started))
     try:
         item.inputs.update(
             zip(item.ref_keys, (load_value(h, client) for h in handles), strict=False)
@@ -195,8 +244,8 @@ def run_stored_item(
     except BaseException as exc:
         tb = traceback.format_exc()
         failure = TaskFailure(None, _serialize.portable_exception(exc, tb), tb, "load")
-        return _serialize.dumps(ItemResult(None, failure, 0.0, 0))
-    result = run_item(item)
+        return _serialize.dumps(stamped(ItemResult(None, failure, 0.0, 0), started))
+    result = stamped(run_item(item), started)
     if result.failure is not None or result.values is None:
         return _dump_result(result, item)
     out: list[Handle] = []
@@ -206,7 +255,7 @@ def run_stored_item(
         except Exception as exc:
             failure = TaskFailure(key, _unserializable(key, value, exc), traceback.format_exc())
             failure.stage = "dump"
-            return _serialize.dumps(ItemResult(None, failure, result.seconds, result.tasks_run))
+            return _serialize.dumps(_replaced(result, failure))
     result.values = out
     return _serialize.dumps(result)
 
@@ -244,9 +293,16 @@ def _dump_result(result: ItemResult, item: WorkItem) -> bytes:
         key, value = _unpicklable(item.exports, result.values or [])
         error = _unserializable(key, value, exc)
         tb = traceback.format_exc()
-        return _serialize.dumps(
-            ItemResult(None, TaskFailure(key, error, tb, "dump"), result.seconds, result.tasks_run)
-        )
+        return _serialize.dumps(_replaced(result, TaskFailure(key, error, tb, "dump")))
+
+
+def _replaced(result: ItemResult, failure: TaskFailure) -> ItemResult:
+    """``result`` failed after all: its times and worker, with ``failure`` instead of values."""
+    failed = ItemResult(None, failure, result.seconds, result.tasks_run)
+    failed.started, failed.ran = result.started, result.ran
+    failed.finished, failed.worker = result.finished, result.worker
+    failed.label, failed.cold = result.label, result.cold
+    return failed
 
 
 def _unserializable(key: Any, value: Any, exc: BaseException) -> SerializationError:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from daskexec._store import ResultStore, StoreClient
+from daskexec.cost import Billing
 
 __all__ = [
     "CAPABILITIES",
@@ -116,6 +117,10 @@ class EngineInfo:
         ``None``: results come back to the driver as values.
     name
         A short label for reports and error messages.
+    billing
+        How the engine bills each invocation (a :class:`~daskexec.cost.Billing`:
+        list price, memory, vCPUs), for engines billed by the second; the
+        scheduler then reports each compute's GB-seconds and price.
     """
 
     workers: int
@@ -126,6 +131,7 @@ class EngineInfo:
     references: ReferenceEngine | None = None
     store: Callable[[str], ResultStore] | None = None
     name: str = "executor"
+    billing: Billing | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or self.workers < 1:

@@ -26,12 +26,13 @@ from typing import Any
 
 from dask.callbacks import local_callbacks, unpack_callbacks
 
-from daskexec import _graph, _packing, _worker
+from daskexec import _graph, _packing, _timeline, _worker
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
+from daskexec.cost import Billing, bill
 from daskexec.engine import CleansUpPerCompute, EngineInfo, describe, is_shut_down
-from daskexec.stats import ComputeStats, _record
+from daskexec.stats import ComputeStats, _record, _watchers
 
 __all__ = ["ExecutorScheduler", "executor_scheduler"]
 
@@ -257,6 +258,8 @@ class ExecutorScheduler:
             ex_arg, owned = InlineExecutor(), False
         ex = _make_executor(ex_arg)
         stats = ComputeStats()
+        info: EngineInfo | None = None
+        watchers = _watchers()
         run: Run | None = None
         failed = True
         try:
@@ -275,6 +278,8 @@ class ExecutorScheduler:
                 started: list[Any] = []
                 errored = True
                 run = Run(graph, ex, info, settings, _callback_tuples(cbs), stats)
+                for w in watchers:
+                    w.compute_started(stats, run.progress)
                 try:
                     for cb in cbs:
                         if cb[0]:
@@ -302,6 +307,10 @@ class ExecutorScheduler:
                 _release(ex, failed)
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
+            _account(stats, info.billing if info is not None else None)
+            if run is not None:
+                for w in watchers:
+                    w.compute_finished(stats, failed)
             self.last_stats = stats
             _record(stats)
         return _nested(keys, values)
@@ -351,6 +360,19 @@ def _make_executor(executor: ExecutorLike) -> concurrent.futures.Executor:
     if isinstance(executor, str):
         return create_executor(executor)
     return executor
+
+
+def _account(stats: ComputeStats, billing: Billing | None) -> None:
+    """Align the workers' clocks, split the wall time (see ``_timeline``), price it."""
+    end = time.time()
+    stats.started = end - stats.seconds
+    _timeline.align_clocks(stats.items)
+    stats.breakdown = _timeline.breakdown(stats.items, stats.driver_spans, stats.started, end)
+    stats.worker_seconds = sum(r.worker_seconds for r in stats.items)
+    if billing is not None:
+        durations = (r.worker_seconds for r in stats.items if not r.lost)
+        stats.gb_seconds, stats.cost = bill(billing, durations)
+        stats.price = billing.price.name
 
 
 def _nested(keys: Any, values: Mapping[Hashable, Any]) -> Any:

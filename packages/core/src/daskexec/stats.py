@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from daskexec._timeline import ItemRecord
 
 __all__ = ["ComputeStats", "collect_stats"]
 
@@ -58,6 +61,25 @@ class ComputeStats:
         Wall time of the compute, graph preparation included.
     engine
         The engine's name.
+    started
+        When the compute began (``time.time()`` in the driver).
+    breakdown
+        Where the wall time went, in seconds per part of
+        :data:`daskexec.diagnostics.PARTS` (``tasks``, ``serialization``,
+        ``transfer``, ``engine latency``, ``scheduling``): at each moment the
+        time counts for the first of those that was happening anywhere, so
+        the parts add up to ``seconds``.
+    worker_seconds
+        Seconds workers were busy with this compute's items (entry to last
+        task, retries included): what an engine billed by the second charges.
+    gb_seconds, cost, price
+        On an engine that declares its billing (``EngineInfo.billing``): the
+        GB-seconds billed (each invocation rounded up as the provider does),
+        their list price in US dollars, and which price that is; otherwise
+        0, ``None`` and "".
+    items
+        One :class:`~daskexec.diagnostics.ItemRecord` per attempt at a work
+        item, in the order they were sent, on the driver's clock.
     """
 
     tasks: int = 0
@@ -77,6 +99,15 @@ class ComputeStats:
     store_peak_bytes: int = 0
     seconds: float = 0.0
     engine: str = ""
+    started: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
+    worker_seconds: float = 0.0
+    gb_seconds: float = 0.0
+    cost: float | None = None
+    price: str = ""
+    items: list[ItemRecord] = field(default_factory=list, repr=False)
+    #: (part, begin, end): the driver serializing work or decoding results
+    driver_spans: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
 
     @property
     def tasks_per_item(self) -> float:
@@ -91,7 +122,19 @@ class ComputeStats:
             f"{self.invocations} invocations, {self.retries} retries, "
             f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
             f"{self.seconds:.3f}s on {self.engine}"
+            + (f" ({self.breakdown_summary()})" if self.breakdown else "")
+            + (
+                f"; {self.gb_seconds:.1f} GB-s, ${self.cost:.6f} at {self.price}"
+                if self.cost is not None
+                else ""
+            )
         )
+
+    def breakdown_summary(self) -> str:
+        """The breakdown as percentages of the wall time, largest first."""
+        total = sum(self.breakdown.values()) or 1.0
+        parts = sorted(self.breakdown.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {100 * v / total:.0f}%" for name, v in parts if v > 0)
 
 
 def _size(n: int) -> str:
@@ -126,6 +169,39 @@ def collect_stats() -> Iterator[list[ComputeStats]]:
         yield c.stats
     finally:
         collectors.remove(c)
+
+
+class Watcher(Protocol):
+    """Told when a compute of this thread starts and ends (a live progress display)."""
+
+    def compute_started(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None: ...
+
+    def compute_finished(self, stats: ComputeStats, failed: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running compute is: tasks done of all, work items in flight."""
+
+    done: int
+    total: int
+    inflight: int
+
+
+@contextlib.contextmanager
+def watching(watcher: Watcher) -> Iterator[None]:
+    """Tell ``watcher`` about every compute run in this thread inside the block."""
+    watchers: list[Watcher] = getattr(_active, "watchers", [])
+    _active.watchers = watchers
+    watchers.append(watcher)
+    try:
+        yield
+    finally:
+        watchers.remove(watcher)
+
+
+def _watchers() -> list[Watcher]:
+    return list(getattr(_active, "watchers", ()))
 
 
 def _record(stats: ComputeStats) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -113,10 +114,12 @@ def encode_batch(
 
     The table travels with every item of the batch.
     """
+    begin = time.time()
     encoder = _serialize.BatchEncoder()
     blobs = [encode(encoder, item, keys, name) for item, keys in items]
     shared = encoder.shared()
     stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
+    stats.driver_spans.append(("serialization", begin, time.time()))
     return shared, blobs
 
 
