@@ -91,7 +91,7 @@ for _name in INTEROP:
     def _interop(session: nox.Session, name: str = _name) -> None:
         """Run the conformance suite on a third-party executor (interop/<name>/conftest.py)."""
         requirements, pytest = INTEROP[name]
-        session.install(f"./{CORE}[test]", *TEST_DEPS, *requirements)
+        session.install(f"./{CORE}[test,diagnostics]", *TEST_DEPS, *requirements)
         session.chdir(f"interop/{name}")
         # the launcher and the engines' own scripts (parsl's interchange.py,
         # mpich's mpiexec) are found on PATH, in this session's venv

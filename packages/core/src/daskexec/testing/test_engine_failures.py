@@ -15,7 +15,7 @@ pytestmark = pytest.mark.requires("separate-processes", "survives-worker-death")
 
 
 def test_killed_worker_is_retried_and_the_answer_is_right(
-    executor: Any, engine: daskexec.EngineInfo, tmp_path: Any
+    executor: Any, daskexec_capabilities: frozenset[str], tmp_path: Any
 ) -> None:
     marker = str(tmp_path / "died")
     parts = [delayed(inc)(i) for i in range(10)]
@@ -26,7 +26,7 @@ def test_killed_worker_is_retried_and_the_answer_is_right(
     st = s.last_stats
     assert st is not None
     assert st.invocations == st.work_items + st.retries, st.summary()
-    if "retries-internally" not in engine.capabilities:
+    if "retries-internally" not in daskexec_capabilities:
         assert st.engine_failures >= 1 and st.retries >= 1, st.summary()
 
 
@@ -42,9 +42,9 @@ def test_past_the_bound_a_clear_error_names_the_task(executor: Any) -> None:
 
 
 def test_no_retries_means_the_first_loss_fails(
-    executor: Any, engine: daskexec.EngineInfo, tmp_path: Any
+    executor: Any, daskexec_capabilities: frozenset[str], tmp_path: Any
 ) -> None:
-    if "retries-internally" in engine.capabilities:
+    if "retries-internally" in daskexec_capabilities:
         pytest.skip("the engine declares retries-internally: it re-runs lost work itself")
     s = daskexec.ExecutorScheduler(executor, retries=0)
     with pytest.raises(daskexec.EngineFailure, match="victim"):
