@@ -51,3 +51,16 @@ def test_forest_order_declines_shared_inputs() -> None:
     both = dask.delayed(lambda x, y: x + y)(a + 1, a + 2)
     _, deps, dependents = _structure(both)
     assert forest_order(deps, dependents) is None
+
+
+def test_a_lambda_made_for_every_task_is_one_kind_of_work() -> None:
+    """Tasks group by their function's code, so a fresh lambda per task still packs."""
+    import daskexec
+
+    n = 2000
+    dsk: dict[object, object] = {("inc", i): (lambda x: x + 1, i) for i in range(n)}
+    dsk["total"] = (sum, [("inc", i) for i in range(n)])
+    s = daskexec.ExecutorScheduler()
+    assert s(dsk, "total") == sum(range(1, n + 1))
+    assert s.last_stats is not None
+    assert s.last_stats.work_items < n // 10, s.last_stats.summary()

@@ -42,6 +42,7 @@ import queue
 import threading
 import time
 import traceback
+import types
 import uuid
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
@@ -189,11 +190,16 @@ class Run:
         node = self.g.nodes[key]
         if isinstance(node, Task) and node.func is not _execute_subgraph:
             func = node.func
-            try:
-                hash(func)
-                base: Hashable = ("func", func)
-            except TypeError:
-                base = ("func", id(func))
+            if isinstance(func, types.FunctionType):
+                # one group per piece of code: a lambda made anew for every
+                # task (in a loop or a comprehension) is the same work
+                base: Hashable = ("code", func.__code__)
+            else:
+                try:
+                    hash(func)
+                    base = ("func", func)
+                except TypeError:
+                    base = ("func", id(func))
         else:
             base = ("layer", key_split(key))
         ann = self.g.annotations.get(key)
