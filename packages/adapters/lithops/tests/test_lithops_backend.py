@@ -662,3 +662,48 @@ def test_shutdown_deletes_abandoned_and_late_results() -> None:
     late.client.write([memoryview(b"again")])
     executor.shutdown()
     assert abandoned.locations() == [] and late.locations() == []
+
+
+def test_records_name_calls_and_match_lithops_own_durations(executor: Any) -> None:
+    """Each work item's record names its call and agrees with Lithops' per-call statistics."""
+    import dask
+    from dask import delayed
+    from user_tasks import slow_inc
+
+    import daskexec
+
+    s = daskexec.ExecutorScheduler(executor, pack_size=1)
+    before = len(executor.lithops_executor.futures)
+    assert dask.compute(*[delayed(slow_inc)(i, 0.3) for i in range(3)], scheduler=s) == (1, 2, 3)
+    st = s.last_stats
+    assert st is not None and st.cost is None  # localhost has no list price
+    calls = {f.activation_id: f for f in executor.lithops_executor.futures[before:]}
+    assert len(st.items) == 3
+    for r in st.items:
+        assert r.label.startswith("lithops "), r
+        call = calls.get(r.label.split(" ", 1)[1])
+        assert call is not None, (r.label, sorted(calls))
+        assert r.cold  # localhost runs every call in a fresh process
+        theirs = call.stats["worker_func_exec_time"]
+        ours = r.finished - r.started
+        # ours is inside their function call: no longer, and only the outcome's pickling shorter
+        assert 0.3 <= ours <= theirs + 0.01, (ours, theirs)
+        assert theirs - ours < max(0.5, 0.5 * theirs), (ours, theirs)
+
+
+def test_cloud_backends_are_billed_at_their_list_price() -> None:
+    from daskexec.cost import PRICES, Price
+    from daskexec_lithops._config import billing
+
+    def resolved(backend: str, **section: Any) -> dict[str, Any]:
+        return {"lithops": {"backend": backend}, backend: section}
+
+    lam = billing(resolved("aws_lambda", runtime_memory=1769), None)
+    assert lam is not None and lam.price is PRICES["aws_lambda"]
+    assert abs(lam.memory_gb - 1769 / 1024) < 1e-9
+    run = billing(resolved("gcp_cloudrun", runtime_memory=512, runtime_cpu=1), None)
+    assert run is not None and run.vcpus == 1.0 and run.price is PRICES["gcp_cloudrun"]
+    assert billing(resolved("localhost"), None) is None
+    mine = Price("negotiated", per_gb_second=0.00001)
+    own = billing(resolved("aws_lambda", runtime_memory=256), mine)
+    assert own is not None and own.price is mine

@@ -76,3 +76,15 @@ def test_the_localhost_environment_still_runs_each_call_in_process_task() -> Non
     env._process_task("payload")
     assert ran == ["payload"]
     assert not _compat.wrap_process_task(object(), lambda original: original)
+
+
+def test_the_worker_handler_still_names_each_call_in_the_environment() -> None:
+    import inspect
+
+    from lithops.worker import handler
+
+    source = inspect.getsource(handler)
+    assert _compat.ACTIVATION_VARIABLE in source, (
+        f"lithops {LITHOPS}: lithops.worker.handler no longer sets "
+        f"{_compat.ACTIVATION_VARIABLE}; the timeline cannot name Lithops calls"
+    )

@@ -567,3 +567,16 @@ def test_unpicklable_exception_fails_its_compute_only(
     assert elapsed < 30, f"the failing compute took {elapsed:.1f} s"
     assert not thread.is_alive(), "the concurrent compute did not finish"
     assert innocent_result == [2 + 0 + 1 + 2 + 3], innocent_result
+
+
+def test_records_name_the_ray_node(executor: Any) -> None:
+    import dask
+    from dask import delayed
+
+    from daskexec.testing.graphs import inc
+
+    s = daskexec.ExecutorScheduler(executor)
+    assert dask.compute(*[delayed(inc)(i) for i in range(4)], scheduler=s) == (1, 2, 3, 4)
+    assert s.last_stats is not None
+    node = ray.get_runtime_context().get_node_id()[:8]
+    assert {r.label for r in s.last_stats.items} == {f"ray node {node}"}

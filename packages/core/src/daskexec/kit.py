@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import pickle
 import queue
 import threading
@@ -78,6 +79,7 @@ __all__ = [
     "deadline",
     "eager_map",
     "local_pool_info",
+    "name_worker",
     "outcome_of",
     "results_in_order",
     "settle",
@@ -538,3 +540,15 @@ def local_pool_info(workers: int, name: str, call_overhead: float = 1e-3) -> Eng
         store=SharedMemoryStore,
         name=name,
     )
+
+
+def name_worker(label: str) -> None:
+    """Give the engine's own name for this worker to the work items it runs.
+
+    Called by an adapter in its workers (a Lithops activation id, a Ray
+    node); each work item's record (``ComputeStats.items``, the timeline)
+    then shows it besides ``host/pid/thread``.
+    """
+    from daskexec._worker import LABEL_VARIABLE
+
+    os.environ[LABEL_VARIABLE] = label

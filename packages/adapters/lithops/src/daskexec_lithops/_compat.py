@@ -9,6 +9,7 @@ against the installed Lithops.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -16,7 +17,14 @@ from typing import Any
 import lithops
 from lithops.future import ResponseFuture
 
-__all__ = ["call_lost", "failed_in_handler", "tracker", "wrap_process_task"]
+__all__ = [
+    "ACTIVATION_VARIABLE",
+    "activation_id",
+    "call_lost",
+    "failed_in_handler",
+    "tracker",
+    "wrap_process_task",
+]
 
 
 def tracker(pool: Any) -> Callable[[list[Any]], list[Future[Any]]]:
@@ -71,3 +79,14 @@ def wrap_process_task(
         return False
     env._process_task = wrap(original)
     return True
+
+
+#: The environment variable Lithops' worker handler sets to the call's
+#: activation id (the platform's request id in the cloud; a fresh id per
+#: process on localhost).  Not public: no API gives a call its own id.
+ACTIVATION_VARIABLE = "__LITHOPS_ACTIVATION_ID"
+
+
+def activation_id() -> str:
+    """This Lithops call's activation id, or "" outside a Lithops worker."""
+    return os.environ.get(ACTIVATION_VARIABLE, "")

@@ -9,6 +9,8 @@ from typing import Any
 
 import lithops.config
 
+from daskexec.cost import PRICES, Billing, Price
+
 __all__ = [
     "CLOUD_CALL_OVERHEAD",
     "LOCALHOST_CALL_OVERHEAD",
@@ -91,3 +93,21 @@ def capacity(resolved: Mapping[str, Any]) -> tuple[str, int, float]:
     if backend == "localhost":
         return backend, processes, LOCALHOST_CALL_OVERHEAD
     return backend, int(section.get("max_workers") or 1) * processes, CLOUD_CALL_OVERHEAD
+
+
+def billing(resolved: Mapping[str, Any], price: Price | None) -> Billing | None:
+    """How the config's backend bills a call: a price for the runtime's memory and vCPUs.
+
+    ``price`` defaults to daskexec's list price for the backend.
+    ``None`` where there is no price (localhost, a backend with no list price
+    in :data:`daskexec.cost.PRICES` and none given) or no runtime memory.
+    """
+    backend: str = resolved["lithops"]["backend"]
+    price = price or PRICES.get(backend)
+    section = resolved.get(backend) or {}
+    memory = section.get("runtime_memory")
+    if price is None or not memory:
+        return None
+    return Billing(
+        price, memory_gb=float(memory) / 1024, vcpus=float(section.get("runtime_cpu") or 0)
+    )

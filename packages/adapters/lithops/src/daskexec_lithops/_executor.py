@@ -69,6 +69,7 @@ import cloudpickle
 import lithops
 import lithops.concurrent.futures as lithops_cf
 
+from daskexec.cost import Price
 from daskexec.engine import EngineInfo
 from daskexec.kit import EagerMap, Intake
 from daskexec_lithops import _localhost, _remote
@@ -77,6 +78,7 @@ from daskexec_lithops._compat import tracker
 from daskexec_lithops._config import (
     CLOUD_CALL_OVERHEAD,
     LOCALHOST_CALL_OVERHEAD,
+    billing,
     capacity,
     module_names,
     resolve_config,
@@ -135,6 +137,10 @@ class LithopsExecutor(EagerMap, concurrent.futures.Executor):
         exactly those modules instead; ``None`` ships none.
         ``exclude_modules`` are never shipped.  The Lithops config's
         ``include_modules``/``exclude_modules`` apply too.
+    price
+        What a call costs (a :class:`daskexec.cost.Price`), for the GB-seconds
+        and the price each compute reports; default: daskexec's list price for
+        the config's backend (:data:`daskexec.cost.PRICES`), none on localhost.
     **function_executor_kwargs
         Passed to ``lithops.FunctionExecutor`` (``config_file``,
         ``monitoring``, ``log_level``, backend keys such as ``runtime`` or
@@ -179,6 +185,7 @@ class LithopsExecutor(EagerMap, concurrent.futures.Executor):
         call_overhead: float | None = None,
         include_modules: Sequence[str] | None = (),
         exclude_modules: Sequence[str] = (),
+        price: Price | None = None,
         **function_executor_kwargs: Any,
     ) -> None:
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -202,6 +209,7 @@ class LithopsExecutor(EagerMap, concurrent.futures.Executor):
         self._pool = lithops_cf.FunctionExecutor(executor=self._fexec)
         self._track = tracker(self._pool)
         self._backend, self._workers, default_overhead = capacity(self._fexec.config)
+        self._billing = billing(self._fexec.config, price)
         self._call_overhead = default_overhead if call_overhead is None else call_overhead
         self._job_kwargs: dict[str, Any] = {"exclude_modules": exclude}
         if execution_timeout is not None:
@@ -261,6 +269,7 @@ class LithopsExecutor(EagerMap, concurrent.futures.Executor):
             capabilities=frozenset(capabilities),
             store=self._stores.open,
             name="lithops",
+            billing=self._billing,
         )
 
     @property

@@ -17,7 +17,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from daskexec.kit import outcome_of
+from daskexec.kit import name_worker, outcome_of
+from daskexec_lithops._compat import activation_id
 
 __all__ = ["apply", "call"]
 
@@ -30,11 +31,13 @@ HINT = (
 
 def apply(fn: Callable[[Any], Any], payload: Any) -> bytes:
     """Run ``fn(payload)``; return its outcome."""
+    name_worker(f"lithops {activation_id()}")
     return outcome_of(_hinted, fn, payload)
 
 
 def call(blob: bytes) -> bytes:
     """Run the ``(fn, args, kwargs)`` cloudpickled in ``blob``; return its outcome."""
+    name_worker(f"lithops {activation_id()}")
     return outcome_of(_hinted, _load_and_call, blob)
 
 

@@ -33,6 +33,7 @@ Work items (references)
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import traceback
 from collections.abc import Callable
@@ -44,6 +45,7 @@ import ray
 
 from daskexec._serialize import portable_exception
 from daskexec.errors import RemoteTraceback, SerializationError
+from daskexec.kit import name_worker
 from daskexec_ray._compat import serialize_as_return_value
 
 __all__ = ["Raised", "decode", "remote_call", "remote_item", "shippable"]
@@ -93,6 +95,7 @@ def _call(fn: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def _run_item(fn: bytes, n_outputs: int, payload: Any, *inputs: Any) -> Any:
     status: Any
+    _name_worker()
     try:
         status, outputs = cloudpickle.loads(fn)(payload, *inputs)
         # no outputs at all: the item did not even load (its status says why)
@@ -167,3 +170,13 @@ def shippable(fn: Callable[..., Any]) -> Any:
     """
     data = cloudpickle.dumps(fn)
     return ray.put(data) if len(data) > _PUT_FUNCTION_ABOVE else data
+
+
+@functools.cache
+def _name_worker() -> None:
+    """Name this worker process by its Ray node, once (the records and the timeline show it)."""
+    try:
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - outside a Ray worker
+        return
+    name_worker(f"ray node {node[:8]}")
