@@ -156,7 +156,8 @@ def breakdown(
             add("engine latency", r.submitted, r.received or end)
             continue
         add("engine latency", r.submitted, r.started)
-        add("serialization", r.started, r.ran)
+        # loading the item: on a fresh worker mostly imports, the engine's cold start
+        add("engine latency" if r.cold else "serialization", r.started, r.ran)
         add("tasks", r.ran, r.finished)
         add("transfer", r.finished, r.received)
         add("serialization", r.received, r.decoded)

@@ -53,6 +53,8 @@ class _Bar:
 
 
 _DRIVER = "driver"
+#: A fresh worker's first item: loading it is mostly importing (a cold start).
+_COLD = ("cold start", "#7f7f7f")
 
 
 class Timeline:
@@ -102,6 +104,8 @@ class Timeline:
                     continue
                 for part, a, b, color in _SEGMENTS:
                     begin, end = getattr(r, a), getattr(r, b)
+                    if part == "serialization" and r.cold:
+                        part, color = _COLD
                     if part == "engine latency":  # queued behind the row's previous item
                         begin = max(begin, free.get(r.worker, begin))
                     if end > begin:
@@ -204,7 +208,13 @@ class Timeline:
         ax.set_yticks(range(len(rows)), labels=rows[::-1], fontsize=7)
         ax.set_xlabel("seconds")
         ax.set_title(self._title(), fontsize=8, loc="left")
-        colors = [("compute (driver)", "", "", "#eeeeee"), *_SEGMENTS, ("lost", "", "", "#d62728")]
+        colors = [
+            ("compute (driver)", "", "", "#eeeeee"),
+            *_SEGMENTS[:1],
+            (_COLD[0], "", "", _COLD[1]),
+            *_SEGMENTS[1:],
+            ("lost", "", "", "#d62728"),
+        ]
         ax.legend(
             handles=[Patch(color=c, label=name) for name, _, _, c in colors],
             fontsize=7,

@@ -68,7 +68,8 @@ class ComputeStats:
         :data:`daskexec.diagnostics.PARTS` (``tasks``, ``serialization``,
         ``transfer``, ``engine latency``, ``scheduling``): at each moment the
         time counts for the first of those that was happening anywhere, so
-        the parts add up to ``seconds``.
+        the parts add up to ``seconds``.  Loading an item on a fresh worker
+        (mostly imports) counts as engine latency: it is a cold start.
     worker_seconds
         Seconds workers were busy with this compute's items (entry to last
         task, retries included): what an engine billed by the second charges.
