@@ -4,8 +4,8 @@ Run: python benchmarks/timeline_overhead.py [--backends threads,processes] [--re
 
 Every compute records one ItemRecord per work item and its breakdown anyway;
 a Timeline only keeps the computes' stats, and a ProgressBar polls them from
-a thread.  The runs alternate (off, on, off, on...) on one executor, and the
-report is each one's best time and their ratio.
+a thread.  The runs alternate on one executor (off then on, then on then off...), and
+the report is each one's best time and their ratio.
 """
 
 from __future__ import annotations
@@ -28,18 +28,17 @@ def best_times(backend: str, n: int, repeat: int) -> tuple[float, float]:
     try:
         s = daskexec.ExecutorScheduler(executor)
         dask.compute(graph, scheduler=s)  # warm up the workers
-        off, on = [], []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            dask.compute(graph, scheduler=s)
-            off.append(time.perf_counter() - start)
-            with contextlib.ExitStack() as stack:
-                stack.enter_context(Timeline())
-                stack.enter_context(ProgressBar(file=io.StringIO()))
-                start = time.perf_counter()
-                dask.compute(graph, scheduler=s)
-                on.append(time.perf_counter() - start)
-        return min(off), min(on)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(repeat):
+            for recording in (False, True) if i % 2 else (True, False):
+                with contextlib.ExitStack() as stack:
+                    if recording:
+                        stack.enter_context(Timeline())
+                        stack.enter_context(ProgressBar(file=io.StringIO()))
+                    start = time.perf_counter()
+                    dask.compute(graph, scheduler=s)
+                    times[recording].append(time.perf_counter() - start)
+        return min(times[False]), min(times[True])
     finally:
         executor.shutdown(wait=True)
 
