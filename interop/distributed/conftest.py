@@ -33,7 +33,7 @@ _KILLS_WORKER = (
 )
 
 #: What ClientExecutor does not do, as strict xfails: a fix upstream shows as XPASS.
-KNOWN_FAILURES = {
+DASKEXEC_KNOWN_FAILURES = {
     "test_executor_contract.py::test_shutdown_is_idempotent": _NO_CANCEL_FUTURES,
     "test_executor_contract.py::test_shutdown_cancel_futures": _NO_CANCEL_FUTURES,
     "test_executor_contract.py::test_submit_after_shutdown_raises": (
@@ -47,7 +47,7 @@ KNOWN_FAILURES = {
         "concurrent.futures lets them finish"
     ),
 }
-NOT_RUN = {
+DASKEXEC_NOT_RUN = {
     "test_executor_contract.py::test_base_exception_in_a_task_comes_back[Stop]": (
         "a task's BaseException that is not an Exception comes back, but it escapes into "
         "the client's event loop, and ClientExecutor.shutdown(wait=True) then never returns"
@@ -59,15 +59,6 @@ NOT_RUN = {
         _KILLS_WORKER
     ),
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        name = f"{item.path.name}::{item.name}"
-        if name in KNOWN_FAILURES:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[name]))
-        elif name in NOT_RUN:
-            item.add_marker(pytest.mark.xfail(run=False, reason=NOT_RUN[name]))
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ _PICKLE = (
 )
 
 #: What MPIPoolExecutor does not do, as strict xfails: a fix upstream shows as XPASS.
-KNOWN_FAILURES = {
+DASKEXEC_KNOWN_FAILURES = {
     "test_executor_contract.py::test_lambda_and_closure": _PICKLE,
     "test_executor_contract.py::test_map_keeps_order": _PICKLE,
     "test_executor_contract.py::test_shutdown_wait_finishes_submitted_work": _PICKLE,
@@ -44,13 +44,6 @@ KNOWN_FAILURES = {
         "installed, not modules on the driver's sys.path (daskexec names the missing module)"
     ),
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        reason = KNOWN_FAILURES.get(f"{item.path.name}::{item.name}")
-        if reason:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ _WORKER_LOST = (
 )
 
 #: What ParslPoolExecutor does not do, as strict xfails: a fix upstream shows as XPASS.
-KNOWN_FAILURES = {
+DASKEXEC_KNOWN_FAILURES = {
     "test_executor_contract.py::test_submit_keyword_arguments": _NO_SIGNATURE,
     "test_executor_contract.py::test_submit_exception_keeps_type_and_message": _NO_SIGNATURE,
     "test_executor_contract.py::test_bytes_payload_round_trip": _NO_SIGNATURE,
@@ -75,22 +75,13 @@ KNOWN_FAILURES = {
         _WORKER_LOST
     ),
 }
-NOT_RUN = {
+DASKEXEC_NOT_RUN = {
     "test_executor_contract.py::test_exception_that_cannot_be_unpickled": (
         "an exception whose pickle does not load ends the HighThroughputExecutor's result "
         "thread (TypeError in _result_queue_worker): no future of the kernel completes after "
         "it, and the session would hang"
     ),
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        name = f"{item.path.name}::{item.name}"
-        if name in KNOWN_FAILURES:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[name]))
-        elif name in NOT_RUN:
-            item.add_marker(pytest.mark.xfail(run=False, reason=NOT_RUN[name]))
 
 
 @pytest.fixture(scope="session")

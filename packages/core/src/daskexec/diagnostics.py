@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from daskexec._timeline import PARTS, ItemRecord
 from daskexec.stats import ComputeStats, Progress, collect_stats, watching
@@ -57,16 +57,20 @@ _DRIVER = "driver"
 _COLD = ("cold start", "#7f7f7f")
 
 
-class Timeline:
-    """Collect the computes run in this thread inside the ``with`` block, and draw them."""
+_S = TypeVar("_S", bound="_InThisThread")
 
-    def __init__(self) -> None:
-        self.computes: list[ComputeStats] = []
-        self._stack: contextlib.ExitStack | None = None
 
-    def __enter__(self) -> Timeline:
+class _InThisThread:
+    """Open for the computes run in this thread inside a ``with`` block."""
+
+    _stack: contextlib.ExitStack | None = None
+
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
         self._stack = contextlib.ExitStack()
-        self.computes = self._stack.enter_context(collect_stats())
+        self._open(self._stack)
         return self
 
     def __exit__(
@@ -78,6 +82,16 @@ class Timeline:
         assert self._stack is not None
         self._stack.close()
         self._stack = None
+
+
+class Timeline(_InThisThread):
+    """Collect the computes run in this thread inside the ``with`` block, and draw them."""
+
+    def __init__(self) -> None:
+        self.computes: list[ComputeStats] = []
+
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        self.computes = stack.enter_context(collect_stats())
 
     # -- data ----------------------------------------------------------------------
 
@@ -236,7 +250,7 @@ class Timeline:
         return "\n".join(lines)
 
 
-class ProgressBar:
+class ProgressBar(_InThisThread):
     """A live bar for every compute run in this thread inside the ``with`` block.
 
     Dask's ``ProgressBar`` counts tasks; this also shows what the engine is
@@ -252,28 +266,15 @@ class ProgressBar:
             raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
         self.interval = interval
         self.file = file
-        self._stack: contextlib.ExitStack | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._bar: Any = None
 
-    def __enter__(self) -> ProgressBar:
+    def _open(self, stack: contextlib.ExitStack) -> None:
         import tqdm.auto  # fail here, not in the middle of a compute
 
         del tqdm
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(watching(self))
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._stack is not None
-        self._stack.close()
-        self._stack = None
+        stack.enter_context(watching(self))
 
     def compute_started(self, stats: ComputeStats, progress: Callable[[], Progress]) -> None:
         from tqdm.auto import tqdm
