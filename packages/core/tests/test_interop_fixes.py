@@ -10,7 +10,6 @@ of the same kind (public ``Executor`` API only, no daskexec hooks).
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from dask import delayed
 
 import daskexec
+from daskexec.testing.graphs import fail_once
 
 
 def inc(x: int) -> int:
@@ -149,14 +149,6 @@ class Memoizing(Foreign):
         if key not in self.calls:
             self.calls[key] = super().submit(fn, *args, **kwargs)
         return self.calls[key]
-
-
-def fail_once(x: int, marker: str) -> int:
-    if not os.path.exists(marker):
-        with open(marker, "w") as f:
-            f.write("failed")
-        raise OSError("transient failure")
-    return x + 1
 
 
 def test_a_retry_is_a_new_call_on_an_executor_that_memoizes(tmp_path: Any) -> None:
