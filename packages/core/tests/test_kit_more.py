@@ -311,6 +311,7 @@ def test_the_kit_is_public_and_typed() -> None:
             "deadline",
             "eager_map",
             "local_pool_info",
+            "name_worker",
             "outcome_of",
             "results_in_order",
             "settle",
