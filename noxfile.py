@@ -125,7 +125,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's source."""
-    session.install("mypy>=2.0,<3", *[f"./{p}" for p in PACKAGES])
+    # pytest: the suite's plugin (daskexec.testing.plugin) is typed against it
+    session.install("mypy>=2.0,<3", "pytest>=8", *[f"./{p}" for p in PACKAGES])
     session.run("mypy", *[f"{p}/src" for p in PACKAGES])
 
 
