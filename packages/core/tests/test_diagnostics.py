@@ -56,7 +56,6 @@ def _record(
         received=received,
         decoded=received,
         worker=f"{host}/1/t",
-        host=host,
     )
 
 

@@ -592,7 +592,6 @@ class Run:
                 result.finished,
             )
             record.worker, record.label, record.cold = result.worker, result.label, result.cold
-            record.host = result.worker.partition("/")[0]
         failure = result.failure
         if failure is not None:
             if isinstance(failure.exception, Cancelled):

@@ -58,8 +58,6 @@ class ItemRecord:
         When the driver had deserialized that result.
     worker
         Where it ran: ``host/pid/thread`` as the worker saw itself.
-    host
-        The worker's host name (clocks are aligned per host).
     label
         The engine's own name for the worker, where its adapter gives one
         (a Lithops activation id, a Ray node id).
@@ -87,13 +85,17 @@ class ItemRecord:
     received: float = 0.0
     decoded: float = 0.0
     worker: str = ""
-    host: str = ""
     label: str = ""
     cold: bool = False
     payload_bytes: int = 0
     result_bytes: int = 0
     offset: float = 0.0
     lost: bool = False
+
+    @property
+    def host(self) -> str:
+        """The worker's host name (clocks are aligned per host)."""
+        return self.worker.partition("/")[0]
 
     @property
     def worker_seconds(self) -> float:
