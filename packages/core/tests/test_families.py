@@ -14,11 +14,15 @@ from daskexec.testing.graphs import transpose_sum
 
 
 def families_of(y: da.Array, workers: int) -> tuple[_graph.Graph, dict[Hashable, list[Hashable]]]:
+    """The families of ``y``'s graph, by key (its groups are its layers)."""
     (opt,) = dask.optimize(y)
     g = _graph.prepare(opt.__dask_graph__(), opt.__dask_keys__())
-    roots = sorted((k for k, d in g.dependencies.items() if not d), key=g.priority.__getitem__)
-    groups = {k: key_split(k) for k in g.nodes}
-    return g, _packing.root_families(roots, groups, g.dependents, g.dependencies, workers)
+    roots = sorted((i for i, d in enumerate(g.deps) if not d), key=g.priority.__getitem__)
+    layers = {name: n for n, name in enumerate({key_split(k) for k in g.keys})}
+    group = [layers[key_split(k)] for k in g.keys]
+    local = bytes(len(g.keys))
+    found = _packing.root_families(roots, group, local, g.dependents, g.deps, workers)
+    return g, {g.keys[r]: [g.keys[m] for m in fam] for r, fam in found.items()}
 
 
 def test_blocks_and_their_transposes_are_families() -> None:
@@ -29,8 +33,9 @@ def test_blocks_and_their_transposes_are_families() -> None:
         assert len(fam) == 2
         (i, j), (k, m) = fam[0][1:], fam[1][1:]
         assert (i, j) == (m, k)
-        consumers = {c for r in fam for c in g.dependents[r]}
-        assert all(g.dependencies[c] == set(fam) for c in consumers)
+        members = {g.index[k] for k in fam}
+        consumers = {c for r in members for c in g.dependents[r]}
+        assert all(set(g.deps[c]) == members for c in consumers)
 
 
 def test_a_root_with_a_consumer_that_needs_more_is_no_family() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from dask._task_spec import GraphNode, Task
 
-from daskexec._graph import Graph, dependents_of
+from daskexec._graph import TASK, Graph, work_of
 
 
 def _getters() -> frozenset[Callable[..., Any]]:
@@ -40,24 +40,30 @@ def inline_getters(g: Graph) -> Graph:
     """``g`` with each slicing task that has one consumer fused into that consumer.
 
     Outputs, annotated tasks, and slices of slices stay as they are; the
-    consumer keeps its key and its priority.
+    consumer keeps its key, its group and its priority.
     """
     getters = _getters()
-    absorbed: dict[Hashable, list[Hashable]] = {}
-    for key, node in g.nodes.items():
+    works: set[Hashable] = {work_of(None, f) for f in getters}
+    slicing = {n for n, name in enumerate(g.group_names) if name in works}
+    if not slicing:
+        return g
+    absorbed: dict[int, list[int]] = {}
+    for t, grp in enumerate(g.group):
         if (
-            key in g.outputs
-            or key in g.annotations
-            or not isinstance(node, Task)
-            or node.func not in getters
-            or len(g.dependents[key]) != 1
+            grp not in slicing
+            or g.kinds[t] != TASK
+            or t in g.output_set
+            or t in g.annotations
+            or len(g.dependents[t]) != 1
         ):
             continue
-        consumer = g.dependents[key][0]
-        target = g.nodes[consumer]
-        if not isinstance(target, Task) or consumer in g.annotations:
+        node = g.node(t)
+        if not isinstance(node, Task) or node.func not in getters:
             continue
-        absorbed.setdefault(consumer, []).append(key)
+        consumer = g.dependents[t][0]
+        if g.kinds[consumer] != TASK or consumer in g.annotations:
+            continue
+        absorbed.setdefault(consumer, []).append(t)
     # a slice that is itself a consumer of slices stays a task of its own
     slices = {k for ks in absorbed.values() for k in ks}
     for consumer in [c for c in absorbed if c in slices]:
@@ -65,17 +71,8 @@ def inline_getters(g: Graph) -> Graph:
     gone = {k for ks in absorbed.values() for k in ks}
     if not gone:
         return g
-    nodes = {k: n for k, n in g.nodes.items() if k not in gone}
-    dependencies = {k: d for k, d in g.dependencies.items() if k not in gone}
-    for consumer, keys in absorbed.items():
-        fused: GraphNode = GraphNode.fuse(*(g.nodes[k] for k in keys), g.nodes[consumer])
-        nodes[consumer] = fused
-        dependencies[consumer] = frozenset(fused.dependencies)
-    return Graph(
-        nodes=nodes,
-        dependencies=dependencies,
-        dependents=dependents_of(dependencies),
-        priority={k: p for k, p in g.priority.items() if k not in gone},
-        outputs=g.outputs,
-        annotations=g.annotations,
-    )
+    fused: dict[int, GraphNode] = {
+        consumer: GraphNode.fuse(*(g.node(k) for k in ks), g.node(consumer))
+        for consumer, ks in absorbed.items()
+    }
+    return g.restricted(gone, fused)

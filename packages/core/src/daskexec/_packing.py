@@ -22,8 +22,8 @@ parallel elsewhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daskexec._worker import WorkItem
 
@@ -76,12 +76,13 @@ FAMILY_LIMIT = 64
 
 
 def root_families(
-    roots: list[Hashable],
-    groups: dict[Hashable, Hashable],
-    dependents: dict[Hashable, list[Hashable]],
-    dependencies: dict[Hashable, frozenset[Hashable]],
+    roots: list[int],
+    group: Sequence[int],
+    local: Sequence[int],
+    dependents: Sequence[tuple[int, ...]],
+    dependencies: Sequence[tuple[int, ...]],
     workers: int,
-) -> dict[Hashable, list[Hashable]]:
+) -> dict[int, list[int]]:
     """Root tasks whose consumers need nothing else, grouped to run together.
 
     Two roots belong to one family when a consumer takes both; a family is
@@ -93,43 +94,43 @@ def root_families(
     families.  Dask's distributed scheduler co-assigns sibling root tasks to
     one worker for the same reason.
 
-    A group's families are used only when they are at least two per worker
-    (so that every worker stays busy) and hold at most :data:`FAMILY_LIMIT`
-    roots.  Returns each family's first root (in ``roots``' order) mapped to
-    the family, in that order.
+    Tasks are numbers; ``group[t]`` is task ``t``'s group and ``local[t]``
+    true for a task the driver runs itself.  A group's families are used only
+    when they are at least two per worker (so that every worker stays busy)
+    and hold at most :data:`FAMILY_LIMIT` roots.  Returns each family's first
+    root (in ``roots``' order) mapped to the family, in that order.
     """
-    group_of = {r: groups.get(r) for r in roots}
-    parent = {r: r for r in roots if group_of[r] is not None}
+    parent = {r: r for r in roots if not local[r]}
 
-    def find(k: Hashable) -> Hashable:
+    def find(k: int) -> int:
         while parent[k] != k:
             parent[k] = parent[parent[k]]
             k = parent[k]
         return k
 
-    open_: set[Hashable] = set()
+    open_: set[int] = set()
     for r in parent:
         consumers = dependents[r]
         if not consumers:
             open_.add(r)
         for c in consumers:
             deps = dependencies[c]
-            if c not in groups or any(d not in parent or group_of[d] != group_of[r] for d in deps):
+            if local[c] or any(d not in parent or group[d] != group[r] for d in deps):
                 open_.add(r)  # its value leaves anyway: a consumer needs something else
                 continue
             for d in deps:
-                a, b = find(r), find(d)
-                if a != b:
-                    parent[b] = a
-    members: dict[Hashable, list[Hashable]] = {}
+                x, y = find(r), find(d)
+                if x != y:
+                    parent[y] = x
+    members: dict[int, list[int]] = {}
     for r in parent:
         members.setdefault(find(r), []).append(r)
-    by_group: dict[Hashable, list[list[Hashable]]] = {}
+    by_group: dict[int, list[list[int]]] = {}
     for fam in members.values():
         if len(fam) < 2 or len(fam) > FAMILY_LIMIT or any(r in open_ for r in fam):
             continue
-        by_group.setdefault(group_of[fam[0]], []).append(fam)
-    families: dict[Hashable, list[Hashable]] = {}
+        by_group.setdefault(group[fam[0]], []).append(fam)
+    families: dict[int, list[int]] = {}
     for fams in by_group.values():
         if len(fams) >= 2 * workers:
             families.update((fam[0], fam) for fam in fams)
@@ -137,14 +138,14 @@ def root_families(
 
 
 def close_over_dependents(
-    members: list[Hashable],
-    dependents: dict[Hashable, list[Hashable]],
-    dependencies: dict[Hashable, frozenset[Hashable]],
-    can_join: Callable[[Hashable], bool],
-    available: Callable[[Hashable], bool],
+    members: list[int],
+    dependents: Sequence[tuple[int, ...]],
+    dependencies: Sequence[tuple[int, ...]],
+    can_join: Callable[[int], bool],
+    available: Callable[[int], bool],
     limit: int,
     fan_out: bool = False,
-) -> list[Hashable]:
+) -> list[int]:
     """Add to ``members`` every sole consumer whose inputs are all inside or available.
 
     ``can_join(key)`` says whether a task may run remotely and is not yet
@@ -155,10 +156,10 @@ def close_over_dependents(
     at most ``limit``.
     """
     inside = set(members)
-    added: list[Hashable] = []
-    frontier: Iterable[Hashable] = members
+    added: list[int] = []
+    frontier: Iterable[int] = members
     while frontier and len(added) < limit:
-        nxt: list[Hashable] = []
+        nxt: list[int] = []
         for key in frontier:
             consumers = dependents[key]
             if len(consumers) != 1 and not fan_out:
@@ -176,52 +177,68 @@ def close_over_dependents(
     return added
 
 
+class Built(NamedTuple):
+    """A work item and, by task number, what it runs, exports and reads by reference."""
+
+    item: WorkItem
+    tasks: list[int]
+    keys: list[Hashable]
+    exports: list[int]
+    refs: list[int]
+
+
 def make_item(
-    keys: list[Hashable],
+    tasks: list[int],
     g: Graph,
-    data: dict[Hashable, Any],
-    remote: set[Hashable],
+    data: dict[int, Any],
+    remote: set[int],
     export_all: bool,
-) -> WorkItem:
-    """The work item running ``keys`` (in that order).
+) -> Built:
+    """The work item running ``tasks`` (in that order).
 
     Inputs from outside come from ``data``: values travel in the item, and the
-    keys in ``remote`` (whose data are handles) are listed in ``ref_keys`` for
+    tasks in ``remote`` (whose data are handles) are listed in ``ref_keys`` for
     the transport to resolve.  Exported: the outputs, what a task outside the
     item consumes, and with ``export_all`` (callbacks want every value)
-    everything.  A value used only inside is dropped after its last use.
+    everything.  A value used only inside is dropped after its last use.  The
+    worker knows tasks by their keys.
     """
-    inside = set(keys)
+    keys = g.keys
+    deps_of = g.deps
+    dependents = g.dependents
+    outputs = g.output_set
+    inside = set(tasks)
     inputs: dict[Hashable, Any] = {}
-    ref_keys: dict[Hashable, None] = {}  # ordered set
-    for key in keys:
-        for dep in g.dependencies[key]:
-            if dep in inside or dep in inputs or dep in ref_keys:
+    refs: dict[int, None] = {}  # ordered set
+    for t in tasks:
+        for dep in deps_of[t]:
+            if dep in inside or dep in refs:
                 continue
             if dep in remote:
-                ref_keys[dep] = None
+                refs[dep] = None
             else:
-                inputs[dep] = data[dep]
-    exports: list[Hashable] = []
-    last_use: dict[Hashable, int] = {}
-    for i, key in enumerate(keys):
-        for dep in g.dependencies[key]:
+                inputs[keys[dep]] = data[dep]
+    exports: list[int] = []
+    last_use: dict[int, int] = {}
+    for i, t in enumerate(tasks):
+        for dep in deps_of[t]:
             if dep in inside:
                 last_use[dep] = i
-        if export_all or key in g.outputs or any(d not in inside for d in g.dependents[key]):
-            exports.append(key)
+        if export_all or t in outputs or any(d not in inside for d in dependents[t]):
+            exports.append(t)
     free_after: list[tuple[Hashable, ...]] = []
     if last_use:
         exported = set(exports)
-        frees: list[list[Hashable]] = [[] for _ in keys]
+        frees: list[list[Hashable]] = [[] for _ in tasks]
         for dep, i in last_use.items():
             if dep not in exported:
-                frees[i].append(dep)
+                frees[i].append(keys[dep])
         free_after = [tuple(f) for f in frees]
-    return WorkItem(
-        tasks=[g.nodes[k] for k in keys],
+    item = WorkItem(
+        tasks=[g.node(t) for t in tasks],
         inputs=inputs,
-        exports=exports,
+        exports=[keys[t] for t in exports],
         free_after=free_after,
-        ref_keys=list(ref_keys),
+        ref_keys=[keys[r] for r in refs],
     )
+    return Built(item, tasks, [keys[t] for t in tasks], exports, list(refs))

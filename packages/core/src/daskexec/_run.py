@@ -38,22 +38,23 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import heapq
+import itertools
 import queue
 import threading
 import time
 import traceback
-import types
 import uuid
-from collections.abc import Hashable, Sequence
+from array import array
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
 from dask.utils import key_split
 
 from daskexec import _failures, _packing
-from daskexec._graph import Graph, is_bookkeeping, is_finalize
+from daskexec._graph import ALIAS, DATA, TASK, Graph
 from daskexec._inlining import inline_getters
 from daskexec._timeline import ItemRecord
 from daskexec._transport import Sender, choose
@@ -68,6 +69,11 @@ WAITING, READY, PLACED, DONE = 0, 1, 2, 3
 #: first (they consume data just produced, as Dask's local scheduler does),
 #: then ``dask.order`` priority.
 Rank = tuple[int, int]
+
+# kinds of task (``_graph``) that the driver runs itself, by transport
+_LOCAL_IF_REMOTE = bytes(1 if k in (DATA, ALIAS) else 0 for k in range(256))
+_LOCAL_IF_VALUES = bytes(0 if k == TASK else 1 for k in range(256))
+_NOT = bytes(0 if k else 1 for k in range(256))
 
 
 @dataclass
@@ -87,8 +93,10 @@ class _Sent:
     """A work item in flight: what it holds, and how to send it again."""
 
     item: WorkItem
+    tasks: list[int]
     keys: list[Hashable]
-    group: Hashable
+    exports: list[int]
+    group: int
     resend: Sender
     record: ItemRecord
     refs: list[Any] = field(default_factory=list)
@@ -121,45 +129,45 @@ class Run:
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
         self.arrived: dict[Future[Any], float] = {}  # when each future completed
-        self.ready_at: dict[Hashable, float] = {}  # when each task waiting to go out became ready
+        self.ready_at: dict[int, float] = {}  # when each task waiting to go out became ready
 
         self.pretask = [cb[2] for cb in callbacks if cb[2]]
         self.posttask = [cb[3] for cb in callbacks if cb[3]]
         self.track = bool(callbacks)
         self.export_all = bool(self.posttask)
 
-        nodes = graph.nodes
-        if self.remote:
-            # results stay remote: only what needs no data runs here
-            self.local = {k for k, n in nodes.items() if isinstance(n, (DataNode, Alias))}
-        else:
-            self.local = {k for k, n in nodes.items() if is_bookkeeping(n) or is_finalize(k, n)}
-        self.status: dict[Hashable, int] = dict.fromkeys(nodes, WAITING)
-        self.missing: dict[Hashable, int] = {k: len(d) for k, d in graph.dependencies.items()}
-        self.refcount: dict[Hashable, int] = {k: len(v) for k, v in graph.dependents.items()}
+        n = len(graph)
+        # results stay remote: only what needs no data runs here
+        self.local = graph.kinds.translate(_LOCAL_IF_REMOTE if self.remote else _LOCAL_IF_VALUES)
+        self.status = bytearray(n)  # WAITING
+        self.missing = array("q", map(len, graph.deps))
+        self.refcount = array("q", map(len, graph.dependents))
         for k in graph.outputs:
             self.refcount[k] += 1
-        self.data: dict[Hashable, Any] = {}
+        self.data: dict[int, Any] = {}
         # Literal data is data, not a task (as in Dask): in the cache from the
         # start, and no callback fires for it.
-        self.literals = [k for k, n in nodes.items() if isinstance(n, DataNode)]
-        for key in self.literals:
-            self.data[key] = nodes[key]({})
-            self.status[key] = DONE
-            for dep in graph.dependents[key]:
+        self.literals: list[int] = []
+        k = graph.kinds.find(DATA)
+        while k >= 0:
+            self.literals.append(k)
+            self.data[k] = graph.node(k)({})
+            self.status[k] = DONE
+            for dep in graph.dependents[k]:
                 self.missing[dep] -= 1
+            k = graph.kinds.find(DATA, k + 1)
         self.done = len(self.literals)
-        self.is_ref: set[Hashable] = set()
+        self.is_ref: set[int] = set()
         self.sharers: dict[int, int] = {}  # id(handle) -> keys holding it, when several
         # ready tasks per group, most urgent first: see ``Rank``
-        self.heaps: dict[Hashable, list[tuple[Rank, Hashable]]] = {}
+        self.heaps: dict[int, list[tuple[Rank, int]]] = {}
         # family's first root -> the family; the others wait for it (``execute``)
-        self.families: dict[Hashable, list[Hashable]] = {}
-        self.followers: set[Hashable] = set()
+        self.families: dict[int, list[int]] = {}
+        self.followers: set[int] = set()
         self.generation = 0
-        self.group_left: dict[Hashable, int] = {}
-        self.group_since: dict[Hashable, float] = {}
-        self.task_time: dict[Hashable, float] = {}
+        self.group_left: Counter[int] = Counter()
+        self.group_since: dict[int, float] = {}
+        self.task_time: dict[int, float] = {}
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
@@ -171,66 +179,47 @@ class Run:
     # ------------------------------------------------------------------ state
 
     def _dask_state(self) -> dict[str, Any]:
-        """The state dict Dask's callbacks read (ProgressBar counts its sets)."""
+        """The state dict Dask's callbacks read (ProgressBar counts its sets), by key."""
+        keys, g = self.g.keys, self.g
         literals = set(self.literals)
-        waiting = {k: set(v) - literals for k, v in self.g.dependencies.items()}
+        deps = {keys[i]: {keys[d] for d in ds} for i, ds in enumerate(g.deps)}
+        waiting = {
+            keys[i]: {keys[d] for d in ds if d not in literals} for i, ds in enumerate(g.deps)
+        }
         return {
-            "cache": self.data,
-            "dependencies": {k: set(v) for k, v in self.g.dependencies.items()},
-            "dependents": {k: set(v) for k, v in self.g.dependents.items()},
+            "cache": _Cache(self),
+            "dependencies": deps,
+            "dependents": {keys[i]: {keys[d] for d in ds} for i, ds in enumerate(g.dependents)},
             "waiting": {k: v for k, v in waiting.items() if v},
-            "waiting_data": {k: set(v) for k, v in self.g.dependents.items() if v},
+            "waiting_data": {
+                keys[i]: {keys[d] for d in ds} for i, ds in enumerate(g.dependents) if ds
+            },
             "ready": [],
             "running": set(),
             "finished": set(),
             "released": set(),
         }
 
-    def _group(self, key: Hashable) -> Hashable:
-        node = self.g.nodes[key]
-        if isinstance(node, Task) and node.func is not _execute_subgraph:
-            func = node.func
-            if isinstance(func, types.FunctionType):
-                # one group per piece of code: a lambda made anew for every
-                # task (in a loop or a comprehension) is the same work
-                base: Hashable = ("code", func.__code__)
-            else:
-                try:
-                    hash(func)
-                    base = ("func", func)
-                except TypeError:
-                    base = ("func", id(func))
-        else:
-            base = ("layer", key_split(key))
-        ann = self.g.annotations.get(key)
-        if ann:
-            return (base, repr(sorted(ann.items())))
-        return base
-
     # -------------------------------------------------------------- main loop
 
     def execute(self) -> dict[Hashable, Any]:
         """Run the graph; return the values of the output keys."""
-        groups: dict[Hashable, Hashable] = {}
-        for key in self.g.nodes:
-            if key not in self.local:
-                grp = self._group(key)
-                groups[key] = grp
-                self.group_left[grp] = self.group_left.get(grp, 0) + 1
-        self.groups = groups
-        start = [k for k, n in self.missing.items() if n == 0 and self.status[k] == WAITING]
-        start.sort(key=self.g.priority.__getitem__)
+        g = self.g
+        self.group_left.update(itertools.compress(g.group, self.local.translate(_NOT)))
+        missing, status = self.missing, self.status
+        start = [k for k, m in enumerate(missing) if m == 0 and status[k] == WAITING]
+        start.sort(key=g.priority.__getitem__)
         # root tasks whose consumers need nothing else go out together
         self.families = (
             _packing.root_families(
-                start, groups, self.g.dependents, self.g.dependencies, self.info.workers
+                start, g.group, self.local, g.dependents, g.deps, self.info.workers
             )
             if self.info.out_of_process and self.settings.pack_size is None
             else {}
         )
         self.followers = {k for fam in self.families.values() for k in fam[1:]}
         self._make_ready(start)
-        total = len(self.g.nodes)
+        total = len(g)
         while self.done < total:
             wait = self._dispatch()
             if not self.inflight:
@@ -248,13 +237,13 @@ class Run:
                 except queue.Empty:
                     break
                 self._complete(fut)
-        outputs = {k: self.data[k] for k in self.g.outputs}
+        outputs = {k: self.data[k] for k in g.outputs}
         refs = [k for k in outputs if k in self.is_ref]
         if refs:
             values = self.transport.fetch([outputs[k] for k in refs])
             self.stats.fetched += len(values)
             outputs.update(zip(refs, values, strict=False))
-        return outputs
+        return {g.keys[k]: v for k, v in outputs.items()}
 
     def close(self) -> None:
         """Drop every value and reference this run still holds (success or not)."""
@@ -285,26 +274,29 @@ class Run:
 
     # ---------------------------------------------------------------- readiness
 
-    def _make_ready(self, keys: list[Hashable]) -> None:
+    def _make_ready(self, keys: list[int]) -> None:
         """Run ready bookkeeping nodes now (and what they release); queue the rest."""
         stack = list(reversed(keys))
         prio = self.g.priority
+        group = self.g.group
+        local = self.local
+        status = self.status
         now = time.time()
         ready_at = self.ready_at
         while stack:
             key = stack.pop()
-            if key in self.local:
+            if local[key]:
                 finished = self._run_local(key)
                 for nxt in reversed(finished):
                     stack.append(nxt)
                 continue
-            self.status[key] = READY
+            status[key] = READY
             ready_at[key] = now
-            grp = self.groups[key]
+            grp = group[key]
             if key in self.followers:  # goes out with its family's first root
                 self.group_left[grp] -= 1
                 if self.track:
-                    self.state["ready"].append(key)
+                    self.state["ready"].append(self.g.keys[key])
                 continue
             heap = self.heaps.get(grp)
             if heap is None:
@@ -314,79 +306,83 @@ class Run:
             self.group_left[grp] -= 1
             self.n_ready += 1
             if self.track:
-                self.state["ready"].append(key)
+                self.state["ready"].append(self.g.keys[key])
 
-    def _run_local(self, key: Hashable) -> list[Hashable]:
-        node = self.g.nodes[key]
+    def _run_local(self, i: int) -> list[int]:
+        g = self.g
+        key = g.keys[i]
         for f in self.pretask:
-            f(key, self.g.nodes, self.state)
-        if isinstance(node, Alias):
-            value = self.data[node.target]
-            if node.target in self.is_ref:
-                self.is_ref.add(key)
+            f(key, g.nodes, self.state)
+        if g.kinds[i] == ALIAS:
+            target = g.deps[i][0]
+            value = self.data[target]
+            if target in self.is_ref:
+                self.is_ref.add(i)
                 # one handle, two keys: released when both are
                 self.sharers[id(value)] = self.sharers.get(id(value), 1) + 1
         else:
-            inputs = {d: self._value(d) for d in node.dependencies}
+            inputs = {g.keys[d]: self._value(d) for d in g.deps[i]}
             try:
-                value = node(inputs)
+                value = g.node(i)(inputs)
             except Exception as exc:
                 self._raise_task_error(TaskFailure(key, exc, traceback.format_exc()))
-        self.data[key] = value
+        self.data[i] = value
         self.stats.local_tasks += 1
         for f in self.posttask:
-            f(key, self._value(key), self.g.nodes, self.state, "driver")
-        return self._finish([key], set())
+            f(key, self._value(i), g.nodes, self.state, "driver")
+        return self._finish([i], set())
 
-    def _value(self, key: Hashable) -> Any:
-        value = self.data[key]
-        if key in self.is_ref:
+    def _value(self, i: int) -> Any:
+        value = self.data[i]
+        if i in self.is_ref:
             self.stats.fetched += 1
             return self.transport.fetch([value])[0]
         return value
 
-    def _finish(self, keys: list[Hashable], inside: set[Hashable]) -> list[Hashable]:
-        """Mark ``keys`` done; release inputs no longer needed; return newly ready keys."""
-        ready: list[Hashable] = []
-        deps_of = self.g.dependencies
+    def _finish(self, done: list[int], inside: set[int]) -> list[int]:
+        """Mark tasks ``done``; release inputs no longer needed; return newly ready tasks."""
+        ready: list[int] = []
+        deps_of = self.g.deps
         dependents = self.g.dependents
         missing = self.missing
         refcount = self.refcount
+        status = self.status
         track = self.track
-        for key in keys:
-            self.status[key] = DONE
-            self.done += 1
+        for i in done:
+            status[i] = DONE
             if track:
+                key = self.g.keys[i]
                 self.state["finished"].add(key)
                 self.state["running"].discard(key)
                 self.state["waiting"].pop(key, None)
-            for dep in dependents[key]:
+            for dep in dependents[i]:
                 if dep in inside:
                     continue
                 missing[dep] -= 1
                 if missing[dep] == 0:
                     ready.append(dep)
-            for dep in deps_of[key]:
+            for dep in deps_of[i]:
                 refcount[dep] -= 1
                 if refcount[dep] == 0:
                     self._release(dep)
-            if refcount[key] == 0:
-                self._release(key)
+            if refcount[i] == 0:
+                self._release(i)
+        self.done += len(done)
         if len(ready) > 1:
             ready.sort(key=self.g.priority.__getitem__)
         return ready
 
-    def _release(self, key: Hashable) -> None:
-        value = self.data.pop(key, None)
-        if key in self.is_ref:
-            self.is_ref.discard(key)
+    def _release(self, i: int) -> None:
+        value = self.data.pop(i, None)
+        if i in self.is_ref:
+            self.is_ref.discard(i)
             n = self.sharers.pop(id(value), 1)
             if n > 1:
                 self.sharers[id(value)] = n - 1
             elif value is not None:
                 self.transport.release([value])
         if self.track:
-            self.state["released"].add(key)
+            self.state["released"].add(self.g.keys[i])
 
     # ----------------------------------------------------------------- dispatch
 
@@ -399,8 +395,8 @@ class Run:
         merge = self.info.call_overhead >= _packing.CHEAP_CALL
         while self.n_ready and len(self.inflight) < s.max_inflight:
             now = time.monotonic()
-            best: tuple[Rank, Hashable] | None = None
-            sendable: list[Hashable] = []
+            best: tuple[Rank, int] | None = None
+            sendable: list[int] = []
             for grp, heap in self.heaps.items():
                 if not heap:
                     continue
@@ -423,7 +419,7 @@ class Run:
             return None
         return max(0.0, hold_until - time.monotonic())
 
-    def _held(self, grp: Hashable, n: int, now: float) -> bool:
+    def _held(self, grp: int, n: int, now: float) -> bool:
         """Whether a partial batch should wait for more tasks of its group."""
         s = self.settings
         if s.batch_size is not None and n >= s.batch_size:
@@ -432,7 +428,7 @@ class Run:
             return False
         return now < self.group_since[grp] + s.timeout
 
-    def _send_batch(self, grp: Hashable, merge: list[Hashable], rival: Rank | None) -> None:
+    def _send_batch(self, grp: int, merge: list[int], rival: Rank | None) -> None:
         """Send ready tasks of ``grp`` (and of the ``merge`` groups) as one batch.
 
         Unpacked tasks (one per item: they are long enough to pay for their
@@ -490,75 +486,83 @@ class Run:
             ]
         self._submit(grp, items)
 
-    def _can_join(self, key: Hashable) -> bool:
-        return self.status[key] == WAITING and key not in self.local
+    def _can_join(self, i: int) -> bool:
+        return self.status[i] == WAITING and not self.local[i]
 
-    def _available(self, key: Hashable) -> bool:
-        return self.status[key] == DONE
+    def _available(self, i: int) -> bool:
+        return self.status[i] == DONE
 
-    def _build_item(
-        self, members: list[Hashable], fan_out: bool = False
-    ) -> tuple[WorkItem, list[Hashable]]:
+    def _build_item(self, members: list[int], fan_out: bool = False) -> _packing.Built:
         g = self.g
         extra = _packing.close_over_dependents(
             members,
             g.dependents,
-            g.dependencies,
+            g.deps,
             self._can_join,
             self._available,
             1_000_000,
             fan_out,
         )
-        keys = members + extra
+        tasks = members + extra
         if extra:
-            keys.sort(key=g.priority.__getitem__)
-        for key in keys:
-            self.status[key] = PLACED
-        item = _packing.make_item(keys, g, self.data, self.is_ref, self.export_all)
-        return item, keys
+            tasks.sort(key=g.priority.__getitem__)
+        status = self.status
+        for i in tasks:
+            status[i] = PLACED
+        return _packing.make_item(tasks, g, self.data, self.is_ref, self.export_all)
 
     # ------------------------------------------------------------------- submit
 
-    def _submit(self, grp: Hashable, items: list[tuple[WorkItem, list[Hashable]]]) -> None:
+    def _submit(self, grp: int, items: list[_packing.Built]) -> None:
         st = self.stats
+        g = self.g
         st.map_calls += 1
         st.work_items += len(items)
         st.invocations += len(items)
-        for _, keys in items:
-            st.remote_tasks += len(keys)
+        for built in items:
+            st.remote_tasks += len(built.tasks)
             if self.pretask or self.track:
-                for key in keys:
+                for key in built.keys:
                     if self.track:
                         self.state["running"].add(key)
                     for f in self.pretask:
-                        f(key, self.g.nodes, self.state)
+                        f(key, g.nodes, self.state)
         if self.track:
-            self.state["ready"] = [k for h in self.heaps.values() for _, k in h]
-        inputs = [[self.data[k] for k in item.ref_keys] for item, _ in items]
-        options = self.g.annotations.get(items[0][1][0], {})
+            self.state["ready"] = [g.keys[k] for h in self.heaps.values() for _, k in h]
+        inputs = [[self.data[k] for k in built.refs] for built in items]
+        options = g.annotation(items[0].tasks[0])
         begin, sent_before, spans = time.time(), st.bytes_sent, len(st.driver_spans)
-        sends = self.transport.senders(items, inputs, options)
+        sends = self.transport.senders([(b.item, b.keys) for b in items], inputs, options)
         serialized = st.driver_spans[-1][2] if len(st.driver_spans) > spans else begin
         payload = (st.bytes_sent - sent_before) // len(items)
         ready_at = self.ready_at
-        for (item, keys), send in zip(items, sends, strict=False):
+        for built, send in zip(items, sends, strict=False):
             fut, refs = send()
             record = ItemRecord(
                 item=len(st.items),
-                group=key_split(keys[0]),
-                tasks=len(keys),
+                group=key_split(built.keys[0]),
+                tasks=len(built.tasks),
                 attempt=1,
-                ready=min((ready_at.pop(k, begin) for k in keys), default=begin),
+                ready=min((ready_at.pop(k, begin) for k in built.tasks), default=begin),
                 serialized=serialized,
                 submitted=serialized,
                 payload_bytes=payload,
             )
             st.items.append(record)
-            sent = _Sent(item=item, keys=keys, group=grp, resend=send, record=record, refs=refs)
+            sent = _Sent(
+                item=built.item,
+                tasks=built.tasks,
+                keys=built.keys,
+                exports=built.exports,
+                group=grp,
+                resend=send,
+                record=record,
+                refs=refs,
+            )
             self.inflight[fut] = sent
             fut.add_done_callback(self._arrive)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
-        st.largest_batch = max(st.largest_batch, sum(len(keys) for _, keys in items))
+        st.largest_batch = max(st.largest_batch, sum(len(b.tasks) for b in items))
 
     # ----------------------------------------------------------------- complete
 
@@ -618,18 +622,18 @@ class Run:
             per_task = result.seconds / result.tasks_run
             old = self.task_time.get(sent.group)
             self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
-        exports = sent.item.exports
+        exports = sent.exports
         self.data.update(zip(exports, handles, strict=False))
         if self.remote:
             self.is_ref.update(exports)
         if len(self.data) > self.stats.peak_values:
             self.stats.peak_values = len(self.data)
         if self.posttask:
-            for key in sent.keys:
-                value = self._value(key)
+            for i, key in zip(sent.tasks, sent.keys, strict=True):
+                value = self._value(i)
                 for f in self.posttask:
                     f(key, value, self.g.nodes, self.state, self.info.name)
-        ready = self._finish(sent.keys, set(sent.keys))
+        ready = self._finish(sent.tasks, set(sent.tasks))
         if ready:
             self._make_ready(ready)
 
@@ -675,3 +679,20 @@ class Run:
         if failure.traceback:
             raise exc from RemoteTraceback(failure.traceback)
         raise exc
+
+
+class _Cache(Mapping[Hashable, Any]):
+    """The values the driver holds, by key: Dask's callbacks read ``state["cache"]``."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def __getitem__(self, key: Hashable) -> Any:
+        return self._run.data[self._run.g.index[key]]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        keys = self._run.g.keys
+        return (keys[i] for i in list(self._run.data))
+
+    def __len__(self) -> int:
+        return len(self._run.data)
