@@ -30,6 +30,7 @@ from dask._task_spec import (
     GraphNode,
     NestedContainer,
     Task,
+    TaskRef,
     _execute_subgraph,
     _identity_cast,
     convert_legacy_task,
@@ -40,11 +41,15 @@ from dask.utils import key_split
 
 from daskexec.errors import GraphCycleError, MissingKeyError
 
-#: What a task is, as the scheduler sees it (``Graph.kinds``).
-TASK, DATA, ALIAS, BOOKKEEPING, FINALIZE = range(5)
+#: What a task is, as the scheduler sees it (``Graph.kinds``).  ``CALL`` is a
+#: task given in the legacy form ``(func, *args)`` with arguments that are keys
+#: or plain values: a ``TASK`` whose node is built without Dask's conversion.
+TASK, DATA, ALIAS, BOOKKEEPING, FINALIZE, CALL = range(6)
 
 #: Argument types of a legacy task that are plain values unless they are keys.
 _ATOMS = frozenset({int, float, bool, str, bytes, type(None), complex})
+#: Of those, the ones Dask takes for a key when the graph has that key.
+_KEYABLE = frozenset({int, float, bool, str})
 
 
 @dataclass(eq=False)
@@ -53,8 +58,8 @@ class Graph:
 
     ``keys[i]`` is task ``i``'s key and ``index`` the reverse.  ``deps[i]`` and
     ``dependents[i]`` are tuples of task numbers, ``priority[i]`` its place in
-    ``dask.order``, ``kinds[i]`` one of ``TASK``, ``DATA``, ``ALIAS``,
-    ``BOOKKEEPING``, ``FINALIZE``, and ``group[i]`` the number of its group in
+    ``dask.order``, ``kinds[i]`` one of ``TASK`` (or ``CALL``), ``DATA``,
+    ``ALIAS``, ``BOOKKEEPING``, ``FINALIZE``, and ``group[i]`` the number of its group in
     ``group_names``: tasks that do the same work (the same function, or for a
     fused task the same layer) with the same annotations.
     """
@@ -85,6 +90,8 @@ class Graph:
         if found is not None:
             return found
         key = self.keys[i]
+        if self.kinds[i] == CALL:
+            return _call_node(key, self.source[key], self.source)
         return _as_node(key, self.source[key], self.source)
 
     @property
@@ -271,11 +278,21 @@ def _simple_call(value: Any, source: Mapping[Hashable, Any]) -> tuple[Hashable, 
             return None  # a nested task or a tuple of values: Dask's conversion decides
         if t not in _ATOMS:
             return None
-        if t is not bytes and t is not type(None) and t is not complex and a in source:
+        if t in _KEYABLE and a in source:
             found.append(a)
     if len(found) > 1:
         return tuple(dict.fromkeys(found))
     return tuple(found)
+
+
+def _call_node(key: Hashable, value: tuple[Any, ...], source: Mapping[Hashable, Any]) -> Task:
+    """The node of a legacy task that ``_simple_call`` accepted: what Dask's conversion
+    makes of it, with references to keys as ``TaskRef``."""
+    args = [
+        TaskRef(a) if (type(a) is tuple or type(a) in _KEYABLE) and a in source else a
+        for a in value[1:]
+    ]
+    return Task(key, value[0], *args)
 
 
 def prepare(dsk: Any, keys: Any) -> Graph:
@@ -315,7 +332,7 @@ def prepare(dsk: Any, keys: Any) -> Graph:
         value = source[key]
         found = _simple_call(value, source)
         if found is not None:
-            kind, work = TASK, work_of(key, value[0])
+            kind, work = CALL, work_of(key, value[0])
         else:
             node = _as_node(key, value, source)
             if node is not value and isinstance(value, GraphNode):

@@ -22,7 +22,7 @@ from typing import Any
 
 from dask._task_spec import GraphNode, Task
 
-from daskexec._graph import TASK, Graph, work_of
+from daskexec._graph import CALL, TASK, Graph, work_of
 
 
 def _getters() -> frozenset[Callable[..., Any]]:
@@ -51,7 +51,7 @@ def inline_getters(g: Graph) -> Graph:
     for t, grp in enumerate(g.group):
         if (
             grp not in slicing
-            or g.kinds[t] != TASK
+            or g.kinds[t] not in (TASK, CALL)
             or t in g.output_set
             or t in g.annotations
             or len(g.dependents[t]) != 1
@@ -61,7 +61,7 @@ def inline_getters(g: Graph) -> Graph:
         if not isinstance(node, Task) or node.func not in getters:
             continue
         consumer = g.dependents[t][0]
-        if g.kinds[consumer] != TASK or consumer in g.annotations:
+        if g.kinds[consumer] not in (TASK, CALL) or consumer in g.annotations:
             continue
         absorbed.setdefault(consumer, []).append(t)
     # a slice that is itself a consumer of slices stays a task of its own

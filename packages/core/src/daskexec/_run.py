@@ -54,7 +54,7 @@ from typing import Any
 from dask.utils import key_split
 
 from daskexec import _failures, _packing
-from daskexec._graph import ALIAS, DATA, TASK, Graph
+from daskexec._graph import ALIAS, CALL, DATA, TASK, Graph
 from daskexec._inlining import inline_getters
 from daskexec._timeline import ItemRecord
 from daskexec._transport import Sender, choose
@@ -72,7 +72,7 @@ Rank = tuple[int, int]
 
 # kinds of task (``_graph``) that the driver runs itself, by transport
 _LOCAL_IF_REMOTE = bytes(1 if k in (DATA, ALIAS) else 0 for k in range(256))
-_LOCAL_IF_VALUES = bytes(0 if k == TASK else 1 for k in range(256))
+_LOCAL_IF_VALUES = bytes(0 if k in (TASK, CALL) else 1 for k in range(256))
 _NOT = bytes(0 if k else 1 for k in range(256))
 
 
