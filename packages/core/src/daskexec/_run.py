@@ -67,8 +67,17 @@ WAITING, READY, PLACED, DONE = 0, 1, 2, 3
 
 #: How urgent a ready task is: tasks made ready by the latest completion
 #: first (they consume data just produced, as Dask's local scheduler does),
-#: then ``dask.order`` priority.
-Rank = tuple[int, int]
+#: then ``dask.order`` priority.  One integer per ready task, lower first,
+#: which also carries the task's number (``_entry``): a million ready tasks
+#: cost a million small integers, not a million tuples.
+Rank = int
+_TOP = 1 << 40  # more completions than any compute has
+_LOW = (1 << 32) - 1
+
+
+def _entry(generation: int, priority: int, task: int) -> Rank:
+    return ((_TOP - generation) << 64) | (priority << 32) | task
+
 
 # kinds of task (``_graph``) that the driver runs itself, by transport
 _LOCAL_IF_REMOTE = bytes(1 if k in (DATA, ALIAS) else 0 for k in range(256))
@@ -129,7 +138,8 @@ class Run:
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.inflight: dict[Future[Any], _Sent] = {}
         self.arrived: dict[Future[Any], float] = {}  # when each future completed
-        self.ready_at: dict[int, float] = {}  # when each task waiting to go out became ready
+        # when each task became ready to go out (0: it never waited on its own)
+        self.ready_at = array("d", bytes(8 * len(graph)))
 
         self.pretask = [cb[2] for cb in callbacks if cb[2]]
         self.posttask = [cb[3] for cb in callbacks if cb[3]]
@@ -160,7 +170,7 @@ class Run:
         self.is_ref: set[int] = set()
         self.sharers: dict[int, int] = {}  # id(handle) -> keys holding it, when several
         # ready tasks per group, most urgent first: see ``Rank``
-        self.heaps: dict[int, list[tuple[Rank, int]]] = {}
+        self.heaps: dict[int, list[Rank]] = {}
         # family's first root -> the family; the others wait for it (``execute``)
         self.families: dict[int, list[int]] = {}
         self.followers: set[int] = set()
@@ -302,7 +312,7 @@ class Run:
             if heap is None:
                 heap = self.heaps[grp] = []
                 self.group_since[grp] = time.monotonic()
-            heapq.heappush(heap, ((-self.generation, prio[key]), key))
+            heapq.heappush(heap, _entry(self.generation, prio[key], key))
             self.group_left[grp] -= 1
             self.n_ready += 1
             if self.track:
@@ -405,15 +415,15 @@ class Run:
                     hold_until = until if hold_until is None else min(hold_until, until)
                     continue
                 sendable.append(grp)
-                if best is None or heap[0][0] < best[0]:
-                    best = (heap[0][0], grp)
+                if best is None or heap[0] < best[0]:
+                    best = (heap[0], grp)
             if best is None:
                 break
             others = [g for g in sendable if g != best[1]]
             if merge:
                 self._send_batch(best[1], others, None)
             else:
-                rival = min((self.heaps[g][0][0] for g in others), default=None)
+                rival = min((self.heaps[g][0] for g in others), default=None)
                 self._send_batch(best[1], [], rival)
         if hold_until is None:
             return None
@@ -456,12 +466,12 @@ class Run:
         )
         ntasks = min(ntasks, p * slots)
         if p == 1 and rival is not None:
-            members = [heapq.heappop(heap)[1]]
-            while len(members) < ntasks and heap[0][0] < rival:
-                members.append(heapq.heappop(heap)[1])
+            members = [heapq.heappop(heap) & _LOW]
+            while len(members) < ntasks and heap[0] < rival:
+                members.append(heapq.heappop(heap) & _LOW)
             ntasks = len(members)
         else:
-            members = [heapq.heappop(heap)[1] for _ in range(ntasks)]
+            members = [heapq.heappop(heap) & _LOW for _ in range(ntasks)]
         self.n_ready -= ntasks
         if heap:
             self.group_since[grp] = time.monotonic()
@@ -528,7 +538,7 @@ class Run:
                     for f in self.pretask:
                         f(key, g.nodes, self.state)
         if self.track:
-            self.state["ready"] = [g.keys[k] for h in self.heaps.values() for _, k in h]
+            self.state["ready"] = [g.keys[e & _LOW] for h in self.heaps.values() for e in h]
         inputs = [[self.data[k] for k in built.refs] for built in items]
         options = g.annotation(items[0].tasks[0])
         begin, sent_before, spans = time.time(), st.bytes_sent, len(st.driver_spans)
@@ -543,7 +553,7 @@ class Run:
                 group=key_split(built.keys[0]),
                 tasks=len(built.tasks),
                 attempt=1,
-                ready=min((ready_at.pop(k, begin) for k in built.tasks), default=begin),
+                ready=min((ready_at[k] or begin for k in built.tasks), default=begin),
                 serialized=serialized,
                 submitted=serialized,
                 payload_bytes=payload,
