@@ -82,19 +82,51 @@ def portable_exception(exc: BaseException, tb: str = "") -> Any:
     return RemoteError(f"{kind.__module__}.{kind.__qualname__}", text, tb)
 
 
+def _same_function(obj: Any) -> Any:
+    """A key shared by plain functions that would behave alike, else None.
+
+    A lambda written once and made anew for every task (in a loop, a
+    comprehension) is a new object each time, but with the same code, the
+    same module globals, and no closure or attributes of its own, any of
+    them does what the others do: the batch's table holds one, instead of
+    one pickled function per task.
+    """
+    if type(obj) is not types.FunctionType or obj.__closure__ or obj.__dict__:
+        return None
+    key: tuple[Any, ...] = (obj.__code__, id(obj.__globals__), obj.__qualname__, obj.__defaults__)
+    if obj.__kwdefaults__:
+        key += (tuple(sorted(obj.__kwdefaults__.items())),)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable default value
+        return None
+    return key
+
+
 class _ItemPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, table: list[Any], index: dict[int, int]) -> None:
+    def __init__(
+        self, file: io.BytesIO, table: list[Any], index: dict[int, int], alike: dict[Any, int]
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
         self._index = index
+        self._alike = alike
 
     def persistent_id(self, obj: Any) -> int | None:
         if type(obj) in _SHARED_TYPES:
             i = self._index.get(id(obj))
-            if i is None:
-                i = len(self._table)
-                self._index[id(obj)] = i
-                self._table.append(obj)
+            if i is not None:
+                return i
+            same = _same_function(obj)
+            if same is not None:
+                i = self._alike.get(same)
+                if i is not None:
+                    return i
+            i = len(self._table)
+            self._index[id(obj)] = i  # the table keeps obj alive: its id stays its own
+            self._table.append(obj)
+            if same is not None:
+                self._alike[same] = i
             return i
         return None
 
@@ -105,11 +137,12 @@ class BatchEncoder:
     def __init__(self) -> None:
         self._table: list[Any] = []
         self._index: dict[int, int] = {}
+        self._alike: dict[Any, int] = {}
 
     def encode(self, item: Any) -> bytes:
         """Pickle ``item``; its functions go to the shared table instead."""
         buf = io.BytesIO()
-        _ItemPickler(buf, self._table, self._index).dump(item)
+        _ItemPickler(buf, self._table, self._index, self._alike).dump(item)
         return buf.getvalue()
 
     def shared(self) -> bytes:
