@@ -482,25 +482,39 @@ class SimulatedExecutor(EagerMap, concurrent.futures.Executor):
             self._maybe_jump(events[0][0])
 
     def _maybe_jump(self, t_next: float) -> None:
-        """Jump the clock to ``t_next`` if the driver is idle."""
+        """Jump the clock to ``t_next`` if the driver is idle.
+
+        Idle means: every completed future was looked at (or long ago), and
+        over two polls in a row (the simulator holding neither the lock nor
+        the GIL), no call was submitted, the driver threads spent no CPU
+        time, and none was running.  Two polls, because a driver thread
+        waiting for the GIL looks asleep in ``/proc``: given a free GIL
+        during the second poll, it runs.
+        """
+        if self._unseen_left():
+            return
         clock = self.clock
-        cpu = clock.driver_cpu()
-        submitted = self._submitted
-        with self._lock:
-            if self._inbox:
+        for _ in range(2):
+            cpu = clock.driver_cpu()
+            submitted = self._submitted
+            with self._lock:
+                if self._inbox:
+                    return
+                self._lock.wait(IDLE_POLL)
+            if self._submitted != submitted or self._inbox:
                 return
-            self._lock.wait(IDLE_POLL)
-        if self._submitted != submitted or self._inbox:
-            return
-        if clock.follow_driver and clock.driver_cpu() - cpu > IDLE_CPU:
-            return
+            if clock.driver_cpu() - cpu > IDLE_CPU or clock.drivers_running():
+                return
+        if not self._unseen_left():
+            clock.jump_to(t_next)
+
+    def _unseen_left(self) -> bool:
+        """Whether a future completed lately and nobody has looked at it yet."""
         unseen = self._unseen
         limit = time.perf_counter() - UNSEEN_GRACE
         while unseen and (unseen[0][1].seen or unseen[0][0] < limit):
             unseen.popleft()
-        if unseen or clock.drivers_running():
-            return
-        clock.jump_to(t_next)
+        return bool(unseen)
 
     def _arrive(self, call: _Call) -> None:
         """A submitted call enters the simulation (under the lock): draw its fate."""
