@@ -48,6 +48,7 @@ nox.options.sessions = [
     "typecheck",
     "build",
     "bench-quick",
+    "bench-scale-quick",
 ]
 
 
@@ -112,6 +113,20 @@ def bench_quick(session: nox.Session) -> None:
     _install_backend(session, "threads")
     session.install("-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", "--quick", "--backends=threads", *session.posargs)
+
+
+@nox.session(name="bench-scale")
+def bench_scale(session: nox.Session) -> None:
+    """Scale benchmark, 10^4 to 10^6 tasks: this machine, and a simulated 1,000-worker platform."""
+    session.install(f"./{CORE}", "-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks.scale", *session.posargs)
+
+
+@nox.session(name="bench-scale-quick")
+def bench_scale_quick(session: nox.Session) -> None:
+    """The scale benchmark's CI smoke run (2,000-task graphs, about a minute)."""
+    session.install(f"./{CORE}", "-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks.scale", "--quick", *session.posargs)
 
 
 @nox.session

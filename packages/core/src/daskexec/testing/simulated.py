@@ -462,51 +462,66 @@ class SimulatedExecutor(EagerMap, concurrent.futures.Executor):
     def _simulate(self) -> None:
         self.clock.simulator_started()
         events = self._events
+        clock = self.clock
+        idle_cpu = -1.0  # the driver's CPU time when it was found idle; -1: not idle
         while True:
-            self.clock.simulator_tick()
+            clock.simulator_tick()
             with self._lock:
+                if self._inbox:
+                    idle_cpu = -1.0
                 while self._inbox:
                     self._arrive(self._inbox.popleft())
                 if self._closed and not self._open:
                     return
-            now = self.clock.now()
+            now = clock.now()
             if events and events[0][0] <= now:
                 t, _, kind, call = heapq.heappop(events)
                 self._handle(t, kind, call)
+                if kind == _DELIVER:
+                    idle_cpu = -1.0  # the driver has something to react to
                 continue
             if not events:
                 with self._lock:
                     if not self._inbox and not (self._closed and not self._open):
                         self._lock.wait(0.05)
                 continue
-            self._maybe_jump(events[0][0])
+            # An idle driver stays idle until a future completes, it submits,
+            # or it spends CPU time (woken by a timer): until then the
+            # platform's own events follow each other at once.
+            if idle_cpu >= 0 and clock.driver_cpu() - idle_cpu <= IDLE_CPU:
+                clock.jump_to(events[0][0])
+                continue
+            idle_cpu = -1.0
+            if self._driver_idle():
+                idle_cpu = clock.driver_cpu()
+                clock.jump_to(events[0][0])
 
-    def _maybe_jump(self, t_next: float) -> None:
-        """Jump the clock to ``t_next`` if the driver is idle.
+    def _driver_idle(self) -> bool:
+        """Whether the driver is idle (waiting for a future to complete).
 
         Idle means: every completed future was looked at (or long ago), and
         over two polls in a row (the simulator holding neither the lock nor
         the GIL), no call was submitted, the driver threads spent no CPU
         time, and none was running.  Two polls, because a driver thread
         waiting for the GIL looks asleep in ``/proc``: given a free GIL
-        during the second poll, it runs.
+        during the second poll, it runs.  Never returns without having
+        released the GIL for a poll, so the driver always gets to run.
         """
-        if self._unseen_left():
-            return
         clock = self.clock
         for _ in range(2):
             cpu = clock.driver_cpu()
             submitted = self._submitted
             with self._lock:
                 if self._inbox:
-                    return
+                    return False
                 self._lock.wait(IDLE_POLL)
             if self._submitted != submitted or self._inbox:
-                return
+                return False
             if clock.driver_cpu() - cpu > IDLE_CPU or clock.drivers_running():
-                return
-        if not self._unseen_left():
-            clock.jump_to(t_next)
+                return False
+            if self._unseen_left():
+                return False
+        return True
 
     def _unseen_left(self) -> bool:
         """Whether a future completed lately and nobody has looked at it yet."""
