@@ -404,7 +404,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-ablate", action="store_true", help="skip the ablation runs")
     p.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="add this run's rows to those of the JSON already written (sizes run apart)",
+    )
     return p.parse_args(argv)
+
+
+def _load(path: Path) -> tuple[list[RealRow], list[SimRow], str]:
+    """The rows and the command of an earlier run's JSON, to merge with (``--merge``)."""
+    if not path.exists():
+        return [], [], ""
+    data = json.loads(path.read_text())
+    real = [RealRow(**row) for row in data["real"]]
+    sim = [SimRow(**row) for row in data["simulated"]]
+    return real, sim, data["info"].get("command", "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,6 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     took = time.perf_counter() - started
     stem = "scale-quick" if args.quick else "scale"
     command = "python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.merge:
+        old_real, old_sim, old_command = _load(args.out / f"{stem}.json")
+        done = {(r.size, r.tasks) for r in real_rows}
+        real_rows = [r for r in old_real if (r.size, r.tasks) not in done] + real_rows
+        done_sim = {(r.graph, r.size) for r in sim_rows}
+        sim_rows = [r for r in old_sim if (r.graph, r.size) not in done_sim] + sim_rows
+        real_rows.sort(key=lambda r: r.tasks)
+        sim_rows.sort(key=lambda r: (r.size, GRAPHS.index(r.graph)))
+        command = f"{old_command.strip()}` then `{command.strip()}"
     info = scale_report.machine(command.strip(), took)
     args.out.mkdir(parents=True, exist_ok=True)
     scale_report.write_markdown(real_rows, sim_rows, info, args.platform, args.out / f"{stem}.md")
