@@ -315,3 +315,17 @@ def test_spend_sleeps_outside_the_simulator() -> None:
     assert time.perf_counter() - start >= 0.05
     with pytest.raises(ValueError):
         spend(-1)
+
+
+def test_clock_reaches_every_jump_target() -> None:
+    # sums of floats round: the clock must still reach each target exactly
+    from daskexec.testing._clock import VirtualClock
+
+    for follow in (True, False):
+        clock = VirtualClock(follow_driver=follow)
+        clock.watch()
+        t = 0.0
+        for step in (0.1, 0.2, 1e-9, 0.30000000000000004, 7.7, 1e-12) * 50:
+            t += step
+            clock.jump_to(t)
+            assert clock.now() >= t, (follow, t, clock.now())

@@ -119,7 +119,9 @@ class VirtualClock:
         with self._lock:
             now = self.now()
             if t > now:
-                self._offset += t - now
+                # (without the driver's time, the offset is the time itself:
+                # set, not added to, so that rounding cannot leave it below t)
+                self._offset = t if not self.follow_driver else self._offset + t - now
                 self._floor = t
                 self.jumped += t - now
                 self.jumps += 1
