@@ -67,11 +67,12 @@ import json
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from benchmarks.measure import peak_memory, timed
 
 HERE = Path(__file__).resolve().parent
 
@@ -200,28 +201,6 @@ def build(name: str, n: int) -> Graph:
 # -- measurements ---------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    gc.collect()
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
-def _traced_peak(fn: Callable[[], Any]) -> int:
-    """Peak bytes ``fn()`` allocated (tracemalloc), from a baseline taken just before."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        result = fn()
-        _, peak = tracemalloc.get_traced_memory()
-        del result
-    finally:
-        tracemalloc.stop()
-    return max(0, peak - base)
-
-
 @dataclass
 class RealRow:
     size: int
@@ -237,6 +216,11 @@ class RealRow:
         return None if self.dask_seconds is None else self.dask_seconds / self.daskexec_seconds
 
 
+def _peak(fn: Callable[[], Any]) -> int:
+    """Peak bytes ``fn()`` allocated (tracemalloc), from a baseline taken just before it."""
+    return peak_memory(fn, "tracemalloc")
+
+
 def measure_real(g: Graph, repeats: int, anchor: bool, memory: bool) -> RealRow:
     import dask.threaded
 
@@ -249,18 +233,18 @@ def measure_real(g: Graph, repeats: int, anchor: bool, memory: bool) -> RealRow:
     times: dict[str, list[float]] = {name: [] for name, _ in runners}
     for _ in range(repeats):  # runners take turns, so the machine's noise falls on both
         for name, fn in runners:
-            result, seconds = _timed(fn)
+            result, seconds = timed(fn)
             if not g.check(result, g.expected):
                 raise AssertionError(f"{name} on tree-{g.size}: wrong result {result!r}")
             times[name].append(seconds)
             del result
     row = RealRow(g.size, g.tasks, statistics.median(times["daskexec"]), 0)
     if memory:
-        row.daskexec_peak = _traced_peak(runners[0][1])
+        row.daskexec_peak = _peak(runners[0][1])
     if anchor:
         row.dask_seconds = statistics.median(times["dask"])
         if memory:
-            row.dask_peak = _traced_peak(runners[1][1])
+            row.dask_peak = _peak(runners[1][1])
     return row
 
 
@@ -361,7 +345,7 @@ def measure_simulated(g: Graph, platform: Any, memory: bool, ablate: bool) -> Si
         ex = SimulatedExecutor(platform, seed=0)
         try:
             s = daskexec.ExecutorScheduler(ex)
-            row.peak = _traced_peak(lambda: g.run(s))
+            row.peak = _peak(lambda: g.run(s))
         finally:
             ex.shutdown()
     if ablate:
