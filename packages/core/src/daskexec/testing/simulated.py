@@ -643,7 +643,7 @@ class SimulatedExecutor(EagerMap, concurrent.futures.Executor):
     def _release(self, t: float, call: _Call, lost: bool) -> None:
         """``call`` frees its slot at ``t``; its environment stays warm unless it was lost."""
         self._running -= 1
-        if not lost:
+        if not lost and self.platform.keep_alive > 0:
             self._warm.append(t)
         if self._queue:
             self._admit(t, self._queue.popleft()[1])
