@@ -40,6 +40,9 @@ INTEROP: dict[str, tuple[list[str], list[str]]] = {
         ["mpi4py>=4.1", "mpich>=5.0"],
         ["mpiexec", "-n", "3", "python", "-m", "mpi4py.futures", "-m", "pytest"],
     ),
+    # not a third-party executor: daskexec's own simulated platform
+    # (daskexec.testing.simulated), shown to pass the suite like a real engine
+    "simulated": ([], ["pytest"]),
 }
 nox.options.sessions = [
     *(f"test-{name}" for name in BACKENDS),
@@ -48,6 +51,7 @@ nox.options.sessions = [
     "typecheck",
     "build",
     "bench-quick",
+    "bench-scale-quick",
 ]
 
 
@@ -112,6 +116,20 @@ def bench_quick(session: nox.Session) -> None:
     _install_backend(session, "threads")
     session.install("-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", "--quick", "--backends=threads", *session.posargs)
+
+
+@nox.session(name="bench-scale")
+def bench_scale(session: nox.Session) -> None:
+    """Scale benchmark, 10^4 to 10^6 tasks: this machine, and a simulated 1,000-worker platform."""
+    session.install(f"./{CORE}", "-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks.scale", *session.posargs)
+
+
+@nox.session(name="bench-scale-quick")
+def bench_scale_quick(session: nox.Session) -> None:
+    """The scale benchmark's CI smoke run (2,000-task graphs, about a minute)."""
+    session.install(f"./{CORE}", "-r", "benchmarks/requirements.txt")
+    session.run("python", "-m", "benchmarks.scale", "--quick", *session.posargs)
 
 
 @nox.session
