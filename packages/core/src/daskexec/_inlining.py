@@ -17,6 +17,7 @@ node's object store, the pickled path): there the piece is what should move.
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -27,11 +28,10 @@ from daskexec._graph import CALL, TASK, Graph, work_of
 
 def _getters() -> frozenset[Callable[..., Any]]:
     found: set[Callable[..., Any]] = {operator.getitem}
-    try:
-        from dask.array import chunk
-    except ImportError:  # dask without its array extra
-        pass
-    else:
+    # a graph holding dask.array's slices has imported it: never import it
+    # here (a second of NumPy, pandas and xarray for a graph without arrays)
+    chunk = sys.modules.get("dask.array.chunk")
+    if chunk is not None:
         found.add(chunk.getitem)
     return frozenset(found)
 
