@@ -7,6 +7,7 @@
 
 import dask.config
 
+from daskexec._checkpoint import Checkpoint, CheckpointError, CheckpointStorage, DirectoryStorage
 from daskexec._store import BackgroundDeleter, ResultStore, SharedMemoryStore, StoreClient
 from daskexec.backends import available_backends, create_executor
 from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
@@ -26,7 +27,11 @@ __version__ = "0.1.0"
 __all__ = [
     "CAPABILITIES",
     "BackgroundDeleter",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointStorage",
     "ComputeStats",
+    "DirectoryStorage",
     "EngineFailure",
     "EngineInfo",
     "ExecutorScheduler",

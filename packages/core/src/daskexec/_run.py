@@ -54,6 +54,7 @@ from typing import Any
 from dask.utils import key_split
 
 from daskexec import _failures, _packing
+from daskexec._checkpoint import Plan
 from daskexec._graph import ALIAS, CALL, DATA, TASK, Graph
 from daskexec._inlining import inline_getters
 from daskexec._timeline import ItemRecord
@@ -181,6 +182,8 @@ class Run:
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
+        #: set by the scheduler: where work items write their results (``_checkpoint``)
+        self.checkpoint: Plan | None = None
 
     def progress(self) -> Progress:
         """Tasks done of all, and work items in flight (read from another thread)."""
@@ -519,7 +522,10 @@ class Run:
         status = self.status
         for i in tasks:
             status[i] = PLACED
-        return _packing.make_item(tasks, g, self.data, self.is_ref, self.export_all)
+        built = _packing.make_item(tasks, g, self.data, self.is_ref, self.export_all)
+        if self.checkpoint is not None:
+            self.checkpoint.mark(built, g)
+        return built
 
     # ------------------------------------------------------------------- submit
 

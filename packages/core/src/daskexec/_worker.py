@@ -32,7 +32,7 @@ from dask._task_spec import GraphNode
 from dask.sizeof import sizeof
 from dask.utils import shorten_traceback
 
-from daskexec import _serialize
+from daskexec import _checkpoint, _serialize
 from daskexec._store import Handle, StoreClient, dump_value, load_value
 from daskexec.errors import SerializationError
 
@@ -52,6 +52,10 @@ class WorkItem:
     exports: list[Any]
     free_after: list[tuple[Any, ...]] = field(default_factory=list)
     ref_keys: list[Any] = field(default_factory=list)
+    #: where to write results that outlive the compute (``_checkpoint``), and
+    #: which exports go there, as each completes: key -> stored name
+    checkpoint: Any = None
+    save: dict[Any, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,6 +125,7 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
     start = time.perf_counter()
     values = item.inputs
     frees = item.free_after
+    save = item.save
     n = 0
     for i, node in enumerate(item.tasks):
         if cancel is not None and cancel.is_set():
@@ -136,6 +141,13 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
             failed.ran, failed.finished = ran, time.time()
             return failed
         n += 1
+        if save and node.key in save:
+            try:
+                _checkpoint.save(item.checkpoint, node.key, save[node.key], values[node.key])
+            except Exception as exc:
+                failed = ItemResult(None, TaskFailure(node.key, exc, _format(exc), "dump"), 0, n)
+                failed.ran, failed.finished = ran, time.time()
+                return failed
         if frees:
             for k in frees[i]:
                 del values[k]

@@ -26,7 +26,8 @@ from typing import Any
 
 from dask.callbacks import local_callbacks, unpack_callbacks
 
-from daskexec import _graph, _packing, _timeline, _worker
+from daskexec import _checkpoint, _graph, _packing, _timeline, _worker
+from daskexec._checkpoint import Checkpoint, CheckpointStorage, as_checkpoint
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
 from daskexec.backends import check_backend, create_executor
@@ -37,10 +38,11 @@ from daskexec.stats import ComputeStats, _record, _watchers
 __all__ = ["ExecutorScheduler", "executor_scheduler"]
 
 ExecutorLike = concurrent.futures.Executor | str | None
+CheckpointLike = Checkpoint | CheckpointStorage | str | os.PathLike[str] | None
 
 
 #: Our own keywords, which a get call may override.
-OPTIONS = ("batch_size", "timeout", "pack_size", "max_inflight", "retries")
+OPTIONS = ("batch_size", "timeout", "pack_size", "max_inflight", "retries", "checkpoint")
 
 #: Keywords that Dask, and libraries on top of it, pass to every get function
 #: (``dask.compute``, ``da.store(..., flush=True)`` from xarray's ``to_zarr``,
@@ -189,6 +191,14 @@ class ExecutorScheduler:
     retry_on
         Task exception types that are retried like engine failures (none by
         default: a task's own error fails the compute at once).
+    checkpoint
+        Where task results are kept across computes (a local directory, or a
+        :class:`~daskexec.Checkpoint`): each task's result is written there
+        as it completes, and a later compute of the same keys loads them
+        instead of running their producers.  Checked at once: a location
+        that cannot be created or written raises
+        :class:`~daskexec.CheckpointError`.  ``compute(checkpoint=False)``
+        turns it off for one compute.
 
     Attributes
     ----------
@@ -206,6 +216,7 @@ class ExecutorScheduler:
         max_inflight: int | None = None,
         retries: int = 2,
         retry_on: tuple[type[BaseException], ...] = (),
+        checkpoint: CheckpointLike = None,
     ) -> None:
         _check_executor(executor)
         _check_options(batch_size, timeout, pack_size, max_inflight, retries)
@@ -216,6 +227,7 @@ class ExecutorScheduler:
         self.max_inflight = max_inflight
         self.retries = retries
         self.retry_on = _check_retry_on(retry_on)
+        self.checkpoint = as_checkpoint(checkpoint)
         self.last_stats: ComputeStats | None = None
 
     def __repr__(self) -> str:
@@ -237,6 +249,7 @@ class ExecutorScheduler:
         pack_size: int | None = None,
         max_inflight: int | None = None,
         retries: int | None = None,
+        checkpoint: CheckpointLike | bool = None,
         **kwargs: Any,
     ) -> Any:
         """Compute ``keys`` of ``dsk``; keyword arguments override this scheduler's settings."""
@@ -250,8 +263,12 @@ class ExecutorScheduler:
         max_inflight = self.max_inflight if max_inflight is None else max_inflight
         retries = self.retries if retries is None else retries
         _check_options(batch_size, timeout, pack_size, max_inflight, retries)
+        ckpt = _chosen_checkpoint(self.checkpoint, checkpoint)
 
         graph = _graph.prepare(dsk, keys)
+        plan = _checkpoint.plan(graph, ckpt) if ckpt is not None else None
+        if plan is not None:
+            graph = plan.graph
         owned = not isinstance(ex_arg, concurrent.futures.Executor)
         if not owned and _worker.running_in(ex_arg):
             # a compute started by a task running on this very executor
@@ -278,6 +295,9 @@ class ExecutorScheduler:
                 started: list[Any] = []
                 errored = True
                 run = Run(graph, ex, info, settings, _callback_tuples(cbs), stats)
+                if plan is not None:
+                    run.checkpoint = plan
+                    stats.loaded = len(plan.loaded)
                 for w in watchers:
                     w.compute_started(stats, run.progress)
                 try:
@@ -305,6 +325,8 @@ class ExecutorScheduler:
                 ex.__daskexec_compute_done__()
             if owned:
                 _release(ex, failed)
+            if ckpt is not None:
+                ckpt.sweep()
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
             _account(stats, info.billing if info is not None else None)
@@ -314,6 +336,15 @@ class ExecutorScheduler:
             self.last_stats = stats
             _record(stats)
         return _nested(keys, values)
+
+
+def _chosen_checkpoint(mine: Checkpoint | None, given: CheckpointLike | bool) -> Checkpoint | None:
+    """The checkpoint of one compute: the scheduler's, unless the call names one or ``False``."""
+    if given is None or given is True:
+        return mine
+    if given is False:
+        return None
+    return as_checkpoint(given)
 
 
 def _release(ex: concurrent.futures.Executor, failed: bool) -> None:

@@ -25,6 +25,11 @@ class ComputeStats:
         Tasks run on the executor.
     local_tasks
         Bookkeeping nodes (aliases, literal data, containers) run in the driver.
+    loaded
+        Tasks not run because their results were loaded from the checkpoint
+        (``checkpoint=``).  A load is a small task on the executor, so that
+        the value is read where its consumer runs: loads count in
+        ``remote_tasks`` too.
     map_calls
         Batches sent: calls of the engine's ``submit_many``, or rounds of
         ``submit`` for an executor without one.
@@ -86,6 +91,7 @@ class ComputeStats:
     tasks: int = 0
     remote_tasks: int = 0
     local_tasks: int = 0
+    loaded: int = 0
     map_calls: int = 0
     work_items: int = 0
     invocations: int = 0
@@ -118,7 +124,9 @@ class ComputeStats:
     def summary(self) -> str:
         """One line for logs and examples."""
         return (
-            f"{self.tasks} tasks ({self.remote_tasks} remote, {self.local_tasks} local) "
+            f"{self.tasks} tasks ({self.remote_tasks} remote, {self.local_tasks} local"
+            + (f", {self.loaded} loaded from the checkpoint" if self.loaded else "")
+            + ") "
             f"in {self.work_items} work items over {self.map_calls} map calls, "
             f"{self.invocations} invocations, {self.retries} retries, "
             f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
