@@ -59,7 +59,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote
@@ -212,6 +212,12 @@ def _part(x: object) -> str | None:
     return None
 
 
+def nondeterministic(key: Hashable) -> bool:
+    """Whether ``key``'s name says it is new at every compute (see ``_UUID4``)."""
+    name = key[0] if isinstance(key, tuple) and key else key
+    return isinstance(name, str) and _UUID4.search(name) is not None
+
+
 def name_of(key: Hashable) -> str | None:
     """The stored name of ``key``, or None when it must not be checkpointed."""
     if isinstance(key, tuple):
@@ -299,6 +305,9 @@ class Checkpoint:
         """The keys whose results are stored, in no particular order."""
         return [k for k in map(key_of, self.storage.entries()) if k is not None]
 
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.keys())
+
     def __len__(self) -> int:
         return len(self.keys())
 
@@ -340,16 +349,19 @@ class Plan:
     storage: CheckpointStorage
     #: the tasks replaced by loads (their results are stored already)
     loaded: frozenset[Hashable]
+    #: tasks that consume, directly or not, a nondeterministic key: never written
+    tainted: frozenset[Hashable] = frozenset()
 
     def mark(self, built: Built, g: Graph) -> None:
         """Have work item ``built`` (of graph ``g``) write its exported results."""
         kinds, keys = g.kinds, g.keys
         save = {}
         for t in built.exports:
-            if kinds[t] in (TASK, CALL) and keys[t] not in self.loaded:
-                name = name_of(keys[t])
+            key = keys[t]
+            if kinds[t] in (TASK, CALL) and key not in self.loaded and key not in self.tainted:
+                name = name_of(key)
                 if name is not None:
-                    save[keys[t]] = name
+                    save[key] = name
         if save:
             built.item.checkpoint = self.storage
             built.item.save = save
@@ -365,8 +377,9 @@ def plan(graph: Graph, checkpoint: Checkpoint) -> Plan:
         raise CheckpointError(
             f"daskexec: cannot list the checkpoint {storage!r} ({type(exc).__name__}: {exc})"
         ) from exc
+    tainted = _tainted(graph)
     if not entries:
-        return Plan(graph, storage, frozenset())
+        return Plan(graph, storage, frozenset(), tainted)
     n = len(graph)
     need = bytearray(n)
     for o in graph.outputs:
@@ -377,7 +390,7 @@ def plan(graph: Graph, checkpoint: Checkpoint) -> Plan:
     while stack:
         i = stack.pop()
         location = None
-        if need[i] and kinds[i] in (TASK, CALL):
+        if need[i] and kinds[i] in (TASK, CALL) and graph.keys[i] not in tainted:
             name = name_of(graph.keys[i])
             location = entries.get(name) if name is not None else None
         if location is not None:
@@ -389,7 +402,7 @@ def plan(graph: Graph, checkpoint: Checkpoint) -> Plan:
             if not left[d]:
                 stack.append(d)
     if not loaders:
-        return Plan(graph, storage, frozenset())
+        return Plan(graph, storage, frozenset(), tainted)
     gone = {i for i in range(n) if not need[i]}
     culled = graph.restricted(gone, loaders)
     # loads are work of their own kind: batched together, not with the tasks they replace
@@ -400,7 +413,31 @@ def plan(graph: Graph, checkpoint: Checkpoint) -> Plan:
         j = culled.index[key]
         culled.group[j] = group
         culled.kinds[j] = TASK
-    return Plan(culled, storage, loaded)
+    return Plan(culled, storage, loaded, tainted)
+
+
+def _tainted(graph: Graph) -> frozenset[Hashable]:
+    """The keys that are nondeterministic or consume one, directly or not.
+
+    ``sum(delayed(f, pure=False)(i) for i in ...)`` has a key made from its
+    inputs' keys, the same whenever that graph is computed again; its inputs
+    run again, so it must too.
+    """
+    keys = graph.keys
+    bad = bytearray(map(nondeterministic, keys))
+    if not any(bad):
+        return frozenset()
+    missing = [len(d) for d in graph.deps]
+    stack = [i for i, m in enumerate(missing) if not m]
+    while stack:
+        i = stack.pop()
+        for c in graph.dependents[i]:
+            if bad[i]:
+                bad[c] = 1
+            missing[c] -= 1
+            if not missing[c]:
+                stack.append(c)
+    return frozenset(keys[i] for i in range(len(keys)) if bad[i])
 
 
 # -- on the worker ---------------------------------------------------------------------
