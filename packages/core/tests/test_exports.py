@@ -10,7 +10,11 @@ def test_public_names() -> None:
         [
             "BackgroundDeleter",
             "CAPABILITIES",
+            "Checkpoint",
+            "CheckpointError",
+            "CheckpointStorage",
             "ComputeStats",
+            "DirectoryStorage",
             "EngineFailure",
             "EngineInfo",
             "ExecutorScheduler",
@@ -43,6 +47,7 @@ def test_errors_subclass_the_stdlib() -> None:
     assert issubclass(daskexec.MissingKeyError, ValueError)
     assert issubclass(daskexec.SerializationError, TypeError)
     assert issubclass(daskexec.GraphCycleError, ValueError)
+    assert issubclass(daskexec.CheckpointError, OSError)
 
 
 def test_threads_backend_is_built_in() -> None:

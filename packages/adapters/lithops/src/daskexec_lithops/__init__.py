@@ -14,6 +14,7 @@ job (``submit_many``)::
         x.compute(scheduler=daskexec.ExecutorScheduler(executor))
 """
 
+from daskexec_lithops._checkpoint import LithopsCheckpointStorage
 from daskexec_lithops._executor import (
     CLOUD_CALL_OVERHEAD,
     LOCALHOST_CALL_OVERHEAD,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CLOUD_CALL_OVERHEAD",
     "LOCALHOST_CALL_OVERHEAD",
+    "LithopsCheckpointStorage",
     "LithopsExecutor",
     "LithopsWorkerError",
 ]

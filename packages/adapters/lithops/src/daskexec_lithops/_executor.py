@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import json
 import logging
 import pickle
 import threading
@@ -69,11 +70,13 @@ import cloudpickle
 import lithops
 import lithops.concurrent.futures as lithops_cf
 
+from daskexec import Checkpoint
 from daskexec.cost import Price
 from daskexec.engine import EngineInfo
 from daskexec.kit import EagerMap, Intake
 from daskexec_lithops import _localhost, _remote
 from daskexec_lithops._calls import Calls, LithopsWorkerError
+from daskexec_lithops._checkpoint import LithopsCheckpointStorage, prefix_for
 from daskexec_lithops._compat import tracker
 from daskexec_lithops._config import (
     CLOUD_CALL_OVERHEAD,
@@ -286,6 +289,22 @@ class LithopsExecutor(EagerMap, concurrent.futures.Executor):
     def calls_submitted(self) -> int:
         """How many Lithops calls (function invocations) those jobs held."""
         return self._calls
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        """A checkpoint called ``name`` in this executor's Lithops storage.
+
+        Pass it as ``ExecutorScheduler(executor, checkpoint=...)``: the calls
+        write each task's result to the storage backend (and read it back on
+        a later compute) themselves, as they do the result store; it lives
+        under ``daskexec-checkpoints/<name>/`` in the executor's bucket and
+        outlives the executor (see :mod:`daskexec_lithops._checkpoint`).
+        """
+        storage = LithopsCheckpointStorage(
+            json.dumps(self._fexec.storage.get_storage_config(), sort_keys=True),
+            self._fexec.internal_storage.bucket,
+            prefix_for(name),
+        )
+        return Checkpoint(storage)
 
     @property
     def lithops_executor(self) -> Any:
