@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -148,6 +149,35 @@ def test_checkpoint_as_a_compute_keyword(
     s2 = daskexec.ExecutorScheduler(executor, checkpoint=tmp_path / "ckpt")
     g.compute(scheduler=s2, checkpoint=False)  # off for one compute
     assert ran(folder) == [0, 0, 1, 1, 2, 2]
+
+
+class FullDisk(daskexec.DirectoryStorage):
+    """A checkpoint directory that fills up once checked (its probe is written)."""
+
+    def put(self, name: str, chunks: Any) -> None:
+        if not name.startswith("."):
+            raise OSError(28, "No space left on device")
+        super().put(name, chunks)
+
+
+def test_a_write_that_fails_fails_the_compute(
+    executor: concurrent.futures.Executor, tmp_path: Path
+) -> None:
+    folder = tmp_path / "effects"
+    folder.mkdir()
+    s = daskexec.ExecutorScheduler(executor, checkpoint=FullDisk(str(tmp_path / "ckpt")))
+    with pytest.raises(daskexec.CheckpointError, match="cannot write the result of task 'step-"):
+        graph(folder, 2).compute(scheduler=s)
+
+
+@pytest.mark.requires("shared-memory")
+def test_a_result_that_cannot_be_pickled_is_not_written(
+    executor: concurrent.futures.Executor, tmp_path: Path
+) -> None:
+    lock = delayed(threading.Lock, pure=True)(dask_key_name="a-lock")
+    s = daskexec.ExecutorScheduler(executor, checkpoint=tmp_path / "ckpt")
+    assert isinstance(lock.compute(scheduler=s), type(threading.Lock()))
+    assert "a-lock" not in daskexec.Checkpoint(tmp_path / "ckpt")
 
 
 # -- bad input -------------------------------------------------------------------------
