@@ -325,8 +325,8 @@ class ExecutorScheduler:
                 ex.__daskexec_compute_done__()
             if owned:
                 _release(ex, failed)
-            if ckpt is not None:
-                ckpt.sweep()
+            if ckpt is not None and failed:
+                ckpt.sweep()  # what workers killed mid-write left
             stats.tasks = stats.remote_tasks + stats.local_tasks
             stats.seconds = time.perf_counter() - start
             _account(stats, info.billing if info is not None else None)
