@@ -85,6 +85,7 @@ _UUID4 = re.compile(
 )
 _MAX_NAME = 200
 _TMP = ".tmp-"
+_MARKER = ".daskexec-checkpoint"  # says a directory is a checkpoint (``DirectoryStorage.check``)
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
 
 
@@ -133,7 +134,10 @@ class DirectoryStorage:
     """A checkpoint in a directory of the local file system (or one every worker mounts).
 
     One file per result, named after its key; a write goes to a temporary
-    file (``.tmp-<host>-<pid>-...``) renamed into place.
+    file (``.tmp-<host>-<pid>-...``) renamed into place.  The file
+    ``.daskexec-checkpoint`` marks the directory as a checkpoint: a directory
+    holding other files is refused, so that :meth:`clear` never deletes a
+    user's own files.
     """
 
     path: str
@@ -167,15 +171,30 @@ class DirectoryStorage:
 
     def clear(self) -> None:
         with os.scandir(self.path) as it:
-            names = [e.name for e in it if e.is_file()]
+            names = [e.name for e in it if e.is_file() and e.name != _MARKER]
         self.delete(names)
 
     def check(self) -> None:
-        probe = f"{_TMP}probe-{uuid.uuid4().hex}"
+        """Create the directory, or check that it is a checkpoint; check that it can be written.
+
+        A directory that holds other files is refused: :meth:`clear` deletes
+        every file of a checkpoint, and must never meet a user's own.
+        """
+        marker = os.path.join(self.path, _MARKER)
         try:
             os.makedirs(self.path, exist_ok=True)
-            self.put(probe, [memoryview(b"")])
-            os.unlink(os.path.join(self.path, probe))
+            if not os.path.exists(marker):
+                with os.scandir(self.path) as it:
+                    others = sorted(e.name for e in it if not e.name.startswith(_TMP))
+                if others:
+                    raise CheckpointError(
+                        f"daskexec: {self.path!r} is not a daskexec checkpoint and is not "
+                        f"empty (it holds {', '.join(others[:3])}...); pass a new or empty "
+                        "directory, or one a checkpoint made"
+                    )
+            self.put(_MARKER, [memoryview(b"daskexec checkpoint\n")])
+        except CheckpointError:
+            raise
         except OSError as exc:
             raise CheckpointError(
                 f"daskexec: cannot use {self.path!r} as a checkpoint directory "

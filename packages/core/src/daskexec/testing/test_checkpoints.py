@@ -8,6 +8,7 @@ run in a fresh interpreter (which is killed half-way); their side effects
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -87,7 +88,7 @@ def test_resume_loads_what_was_done(executor: concurrent.futures.Executor, tmp_p
     counts = [ran(folder).count(i) for i in range(6)]
     assert counts == [2, 2, 1, 1, 1, 1], ran(folder)
     ckpt.clear()
-    assert len(ckpt) == 0 and not any(where.iterdir())
+    assert len(ckpt) == 0 and [p.name for p in where.iterdir()] == [".daskexec-checkpoint"]
     graph(folder, 3).compute(scheduler=s)
     assert ran(folder).count(2) == 2
 
@@ -190,6 +191,10 @@ def test_bad_checkpoint_locations(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(daskexec.CheckpointError, match="cannot use .*a-file"):
         daskexec.ExecutorScheduler(checkpoint=blocker / "ckpt")
+    # a directory of the user's own files is not a checkpoint (clear() would delete them)
+    with pytest.raises(daskexec.CheckpointError, match="is not a daskexec checkpoint"):
+        daskexec.Checkpoint(tmp_path)
+    assert blocker.read_text() == "not a directory"
     with pytest.raises(TypeError, match="unknown keyword 'checkpiont'.*'checkpoint'"):
         delayed(record)(1, str(tmp_path)).compute(
             scheduler=daskexec.ExecutorScheduler(), checkpiont=str(tmp_path)
@@ -250,19 +255,50 @@ def _start(script: Path, where: Path, folder: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=script.parent,
-        start_new_session=True,  # its own process group: killed with its workers
+        start_new_session=True,  # its own process group, killed whole
     )
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> list[psutil.Process]:
-    """Kill a driver and its process group; return its other descendants (to wait for)."""
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    os.killpg(proc.pid, signal.SIGKILL)
+def _kill_all(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """Kill a driver, its process group and every process below it, as a crash would.
+
+    An engine may start helpers in sessions of their own (Lithops' localhost
+    runner), which would run the killed driver's queued work on: the driver
+    and its descendants are frozen first (nothing new can start), then killed.
+    """
+    family: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        driver = psutil.Process(proc.pid)
+        driver.suspend()
+        while True:
+            new = [p for p in driver.children(recursive=True) if p.pid not in family]
+            if not new:
+                break
+            for p in new:
+                with contextlib.suppress(psutil.Error):
+                    p.suspend()
+                family[p.pid] = p
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for p in family.values():
+        with contextlib.suppress(psutil.Error):
+            p.kill()
     proc.communicate(timeout=30)
-    return family
+    return list(family.values())
+
+
+def _wait_gone(procs: list[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Wait until ``procs`` are gone (a zombie counts as gone); return those that are not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = []
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
 
 
 def test_killed_driver_resumes(backend_name: str, tmp_path: Path, no_leaks: None) -> None:
@@ -281,11 +317,9 @@ def test_killed_driver_resumes(backend_name: str, tmp_path: Path, no_leaks: None
             assert time.monotonic() < deadline, "six tasks never finished"
             time.sleep(0.1)
     finally:
-        family = _kill_group(first)
+        family = _kill_all(first)
         (folder / "phase").write_text("2")  # what still waits gives up
-        _gone, alive = psutil.wait_procs(family, timeout=30)
-        for p in alive:
-            p.kill()
+        alive = _wait_gone(family, 30)
         assert not alive, f"the killed driver left {alive}"
     done_first = ran(folder)
     assert len(done_first) == 6, done_first
@@ -303,4 +337,4 @@ def test_killed_driver_resumes(backend_name: str, tmp_path: Path, no_leaks: None
     assert out == {"value": sum(i * i for i in range(12)), "loaded": 6}, out
     # every task ran once in all: the six finished before the kill were loaded
     assert ran(folder) == list(range(12)), ran(folder)
-    assert not [p.name for p in where.iterdir() if p.name.startswith(".")], "temporary files left"
+    assert not [p.name for p in where.iterdir() if p.name.startswith(".tmp")], "temporary files"
