@@ -248,6 +248,17 @@ if __name__ == "__main__":  # process pools start workers by importing the scrip
 """
 
 
+def _shell_env() -> dict[str, str]:
+    """The environment of a driver started from a shell, not from this test process.
+
+    Lithops exports its session (``__LITHOPS_SESSION_ID`` and an executor
+    count) to child processes: two drivers started from a process that used
+    Lithops would give their executors the same ids, and the second would
+    read the killed first one's leftover job outputs as its own.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("__LITHOPS_")}
+
+
 def _start(script: Path, where: Path, folder: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(script), str(where), str(folder)],
@@ -255,6 +266,7 @@ def _start(script: Path, where: Path, folder: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=script.parent,
+        env=_shell_env(),
         start_new_session=True,  # its own process group, killed whole
     )
 
@@ -331,6 +343,7 @@ def test_killed_driver_resumes(backend_name: str, tmp_path: Path, no_leaks: None
         text=True,
         timeout=300,
         cwd=tmp_path,
+        env=_shell_env(),
     )
     assert second.returncode == 0, second.stderr[-3000:]
     out = json.loads(second.stdout.strip().splitlines()[-1])
