@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daskexec import _checkpoint, _graph
+from daskexec import _checkpoint, _graph, _store
 from daskexec._checkpoint import key_of, name_of, nondeterministic
 
 
@@ -49,7 +49,7 @@ def test_plan_loads_the_frontier_and_culls_behind_it(tmp_path: Path) -> None:
     # a -> b -> c (output), d -> c;  b is stored: a is culled, d runs
     dsk = {"a": (_inc, 1), "b": (_inc, "a"), "d": (_inc, 5), "c": (sum, ["b", "d"])}
     ckpt = _checkpoint.Checkpoint(tmp_path)
-    chunks, _ = _checkpoint._store._encode(3)
+    chunks, _ = _store.encode_value(3)
     ckpt.storage.put(name_of("b"), chunks)  # type: ignore[arg-type]
     ckpt.storage.put(name_of("a"), chunks)  # type: ignore[arg-type]
     plan = _checkpoint.plan(_graph.prepare(dsk, "c"), ckpt)
@@ -62,7 +62,7 @@ def test_plan_never_loads_what_a_nondeterministic_key_feeds(tmp_path: Path) -> N
     u = "f-21d56543-31e7-4de0-96e1-500621d6f6f8"
     dsk = {u: (_inc, 1), "s": (_inc, u)}
     ckpt = _checkpoint.Checkpoint(tmp_path)
-    chunks, _ = _checkpoint._store._encode(3)
+    chunks, _ = _store.encode_value(3)
     ckpt.storage.put(name_of("s"), chunks)  # type: ignore[arg-type]
     plan = _checkpoint.plan(_graph.prepare(dsk, "s"), ckpt)
     assert not plan.loaded and plan.tainted == {u, "s"}

@@ -465,7 +465,7 @@ def _tainted(graph: Graph) -> frozenset[Hashable]:
 def load(storage: CheckpointStorage, location: str) -> Any:
     """A loaded task: the value stored at ``location`` (runs on a worker)."""
     data = storage.get(location)
-    return _store._decode(memoryview(data))
+    return _store.decode_value(memoryview(data))
 
 
 def save(storage: CheckpointStorage, key: Any, name: str, value: Any) -> None:
@@ -475,7 +475,7 @@ def save(storage: CheckpointStorage, key: Any, name: str, value: Any) -> None:
     next time); a storage that cannot be written raises :class:`CheckpointError`.
     """
     try:
-        chunks, _ = _store._encode(value)
+        chunks, _ = _store.encode_value(value)
     except Exception:
         logger.warning("daskexec: the result of %r cannot be pickled; not checkpointed", key)
         return

@@ -59,7 +59,9 @@ __all__ = [
     "SharedMemoryStore",
     "StoreClient",
     "Stored",
+    "decode_value",
     "dump_value",
+    "encode_value",
     "fetch_value",
     "load_value",
     "pid_alive",
@@ -175,6 +177,16 @@ def _decode(data: memoryview) -> Any:
         buffers.append(data[at : at + length])
         at += length
     return pickle.loads(main, buffers=buffers)
+
+
+def encode_value(value: Any) -> tuple[list[memoryview], int]:
+    """``value`` in the store format (see Format): the chunks of one object, and its size."""
+    return _encode(value)
+
+
+def decode_value(data: memoryview) -> Any:
+    """The value stored as ``data`` (buffers are views of ``data``: writable only if it is)."""
+    return _decode(data)
 
 
 def dump_value(value: Any, client: StoreClient | None, inline_below: int = INLINE_BELOW) -> Handle:
