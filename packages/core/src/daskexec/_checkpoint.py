@@ -159,10 +159,7 @@ class DirectoryStorage:
             return {e.name: e.path for e in it if not e.name.startswith(".") and e.is_file()}
 
     def get(self, location: str) -> bytearray:
-        with open(location, "rb") as f:
-            data = bytearray(os.fstat(f.fileno()).st_size)
-            f.readinto(data)
-        return data
+        return _store.read_file(location)
 
     def delete(self, names: Sequence[str]) -> None:
         for name in names:

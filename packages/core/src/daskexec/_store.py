@@ -65,6 +65,7 @@ __all__ = [
     "fetch_value",
     "load_value",
     "pid_alive",
+    "read_file",
     "writable",
 ]
 
@@ -355,6 +356,14 @@ def _shm_root(min_free: int = 2**30) -> str:
     return tempfile.gettempdir()
 
 
+def read_file(path: str) -> bytearray:
+    """The bytes of a file, in writable memory of this process."""
+    with open(path, "rb") as f:
+        data = bytearray(os.fstat(f.fileno()).st_size)
+        f.readinto(data)
+    return data
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` runs on this machine (stores name their owner by pid)."""
     try:
@@ -418,10 +427,7 @@ class SharedMemoryStore:
         return self._client
 
     def read(self, location: str) -> bytearray:
-        with open(location, "rb") as f:
-            data = bytearray(os.fstat(f.fileno()).st_size)
-            f.readinto(data)
-        return data
+        return read_file(location)
 
     def delete(self, locations: Sequence[str]) -> None:
         self._deletes.add(locations)
