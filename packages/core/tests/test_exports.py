@@ -15,6 +15,7 @@ def test_public_names() -> None:
             "EngineInfo",
             "ExecutorScheduler",
             "GraphCycleError",
+            "ItemTimeoutError",
             "MissingKeyError",
             "ReferenceEngine",
             "RemoteError",
@@ -43,6 +44,7 @@ def test_errors_subclass_the_stdlib() -> None:
     assert issubclass(daskexec.MissingKeyError, ValueError)
     assert issubclass(daskexec.SerializationError, TypeError)
     assert issubclass(daskexec.GraphCycleError, ValueError)
+    assert issubclass(daskexec.ItemTimeoutError, daskexec.EngineFailure)
 
 
 def test_threads_backend_is_built_in() -> None:

@@ -13,6 +13,7 @@ from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
 from daskexec.errors import (
     EngineFailure,
     GraphCycleError,
+    ItemTimeoutError,
     MissingKeyError,
     RemoteError,
     RemoteTraceback,
@@ -31,6 +32,7 @@ __all__ = [
     "EngineInfo",
     "ExecutorScheduler",
     "GraphCycleError",
+    "ItemTimeoutError",
     "MissingKeyError",
     "ReferenceEngine",
     "RemoteError",

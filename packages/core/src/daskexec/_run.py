@@ -53,7 +53,7 @@ from typing import Any
 
 from dask.utils import key_split
 
-from daskexec import _failures, _packing
+from daskexec import _failures, _packing, _stragglers
 from daskexec._graph import ALIAS, CALL, DATA, TASK, Graph
 from daskexec._inlining import inline_getters
 from daskexec._timeline import ItemRecord
@@ -86,6 +86,8 @@ class Settings:
     max_inflight: int
     retries: int
     retry_on: tuple[type[BaseException], ...]
+    item_timeout: float | None = None
+    backups: bool | None = None
 
 
 @dataclass
@@ -171,6 +173,8 @@ class Run:
         self.measured = [0.0, 0]  # seconds and tasks over every item back so far
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
+        # backups for stragglers, item_timeout (``_stragglers``)
+        self.overtime = _stragglers.Overtime(self)
 
     def progress(self) -> Progress:
         """Tasks done of all, and work items in flight (read from another thread)."""
@@ -221,7 +225,8 @@ class Run:
         self._make_ready(start)
         total = len(g)
         while self.done < total:
-            wait = self._dispatch()
+            self.overtime.tick()
+            wait = self.overtime.wait(self._dispatch())
             if not self.inflight:
                 if self.done < total and not self.n_ready:
                     raise RuntimeError("daskexec: no task can run; the graph is inconsistent")
@@ -252,6 +257,7 @@ class Run:
         )
         for sent in self.inflight.values():
             held.extend(sent.refs)
+        held.extend(self.overtime.close())
         self.inflight.clear()
         self.data.clear()
         self.is_ref.clear()
@@ -560,6 +566,7 @@ class Run:
                 refs=refs,
             )
             self.inflight[fut] = sent
+            self.overtime.submitted(fut, sent)
             fut.add_done_callback(self._arrive)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
         st.largest_batch = max(st.largest_batch, sum(len(b.tasks) for b in items))
@@ -575,6 +582,7 @@ class Run:
         sent = self.inflight.pop(fut, None)
         received = self.arrived.pop(fut, 0.0) or time.time()
         if sent is None:
+            self.overtime.arrived(fut)  # a copy given up on: never applied
             return
         self.generation += 1
         record = sent.record
@@ -583,7 +591,8 @@ class Run:
             outcome = fut.result()
         except Exception as exc:  # CancelledError included: the engine dropped it
             record.lost = True
-            self._engine_failure(sent, exc)
+            if self.overtime.ended(fut, sent, ok=False):
+                self._engine_failure(sent, exc)
             return
         got_before = self.stats.bytes_received
         result, handles = self.transport.receive(outcome, sent.refs, sent.keys)
@@ -613,9 +622,11 @@ class Run:
                 and isinstance(failure.exception, self.settings.retry_on)
                 and sent.attempts <= self.settings.retries
             ):
-                self._resend(sent)
+                if self.overtime.ended(fut, sent, ok=False):
+                    self._resend(sent)
                 return
             self._raise_task_error(failure)
+        self.overtime.ended(fut, sent, ok=True)
         if result.tasks_run:
             self.measured[0] += result.seconds
             self.measured[1] += result.tasks_run
@@ -672,6 +683,7 @@ class Run:
         self.stats.items.append(sent.record)
         sent.refs = refs
         self.inflight[fut] = sent
+        self.overtime.submitted(fut, sent)
         fut.add_done_callback(self._arrive)
 
     def _raise_task_error(self, failure: TaskFailure) -> None:

@@ -69,7 +69,13 @@ class ItemRecord:
     offset
         Seconds subtracted from the worker's clock to align it with the driver's.
     lost
-        Whether the engine lost it (no worker times then).
+        Whether the engine lost it (no worker times then), or it ran past its
+        ``item_timeout``.
+    backup
+        Whether it was a backup copy of a straggler (``attempt`` is the
+        original's).
+    timed_out
+        Whether it ran past its ``item_timeout`` and was given up on.
     """
 
     item: int
@@ -91,6 +97,8 @@ class ItemRecord:
     result_bytes: int = 0
     offset: float = 0.0
     lost: bool = False
+    backup: bool = False
+    timed_out: bool = False
 
     @property
     def host(self) -> str:
