@@ -84,6 +84,10 @@ class BackupRule:
     min_slack: float = 0.05
 
 
+#: The rule every compute uses (a benchmark may swap it: ``benchmarks/stragglers.py``).
+RULE = BackupRule()
+
+
 def writes(name: str) -> bool:
     """Whether a layer, key prefix or function name says the task writes somewhere."""
     return bool(_WRITES.search(name))
@@ -351,7 +355,7 @@ class Overtime:
         totals: Counter[int] = Counter()
         if self.active:
             totals.update(itertools.compress(g.group, run.local.translate(_NOT)))
-        self.watch = Watch(run.info.workers, run.info.call_overhead, totals)
+        self.watch = Watch(run.info.workers, run.info.call_overhead, totals, RULE)
         self.twins: dict[Future[Any], Future[Any]] = {}
         self.late: dict[Future[Any], _Sent] = {}  # given up on, not yet arrived
         self.left_running = False

@@ -18,6 +18,7 @@ import pytest
 from dask import delayed
 
 import daskexec
+from daskexec.testing.test_stragglers import warm_up
 
 
 def hang_once(x: int, marker: str, hang: float) -> int:
@@ -41,32 +42,40 @@ def quick(x: int) -> int:
 
 
 def _deadline(engine: daskexec.EngineInfo) -> float:
-    """Far above one normal call, cold start included, on the engine under test."""
-    return max(1.0, 6 * engine.call_overhead)
+    """Far above one normal call on the engine under test, once its workers are up."""
+    return max(2.0, 6 * engine.call_overhead)
 
 
 def test_a_hung_item_passes_its_deadline_and_is_retried(
-    backend_name: str, engine: daskexec.EngineInfo, tmp_path: Any, no_leaks: None
+    no_leaks: None, new_executor: Any, engine: daskexec.EngineInfo, tmp_path: Any
 ) -> None:
+    # a fresh executor, shut down (waiting for the hung copy) before the leak check;
+    # warm: the deadline counts from a free worker, and a worker's start-up is not a hang
+    ex = new_executor()
+    warm_up(ex, engine)
     deadline = _deadline(engine)
     hang = 4 * deadline
     parts = [delayed(quick)(i) for i in range(3)]
     hung = delayed(hang_once)(100, str(tmp_path / "hung"), hang, dask_key_name="hung-task")
-    s = daskexec.ExecutorScheduler(backend_name, item_timeout=deadline, retries=2)
+    s = daskexec.ExecutorScheduler(ex, item_timeout=deadline, retries=3)
     begin = time.perf_counter()
     assert dask.compute(*parts, hung, scheduler=s) == (1, 2, 3, 101)
     elapsed = time.perf_counter() - begin
     st = s.last_stats
     assert st is not None
-    assert st.timeouts == 1 and st.retries >= 1, st.summary()
-    assert any(r.timed_out and r.lost for r in st.items), st.items
+    # (a loaded machine may be slow to start a replacement worker: more may time out)
+    assert st.timeouts >= 1 and st.retries >= 1, st.summary()
+    assert any(r.timed_out and r.group == "hung-task" for r in st.items), st.items
     assert elapsed < hang, (elapsed, hang, st.summary())
 
 
 def test_an_item_that_always_hangs_fails_naming_its_task(
     backend_name: str, engine: daskexec.EngineInfo, no_leaks: None
 ) -> None:
-    deadline = _deadline(engine)
+    # the scheduler owns this executor: after the error it stops the hung copies
+    # (terminates process workers) instead of waiting; the deadline covers the
+    # start of the new executor's workers
+    deadline = 2 * _deadline(engine)
     doomed = delayed(hang_always)(1, 3 * deadline, dask_key_name="doomed-task")
     s = daskexec.ExecutorScheduler(backend_name, item_timeout=deadline, retries=1)
     with pytest.raises(daskexec.ItemTimeoutError, match="doomed-task") as info:

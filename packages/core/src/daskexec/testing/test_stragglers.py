@@ -32,6 +32,17 @@ def first_run_slow(i: int, marker: str, unit: float, slow: float) -> int:
     return i * 10
 
 
+def nap(i: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return i
+
+
+def warm_up(executor: Any, engine: daskexec.EngineInfo) -> None:
+    """One call per worker, so that no worker's start-up (process spawn, imports) is timed."""
+    s = daskexec.ExecutorScheduler(executor, pack_size=1, backups=False)
+    dask.compute(*[delayed(nap)(i, 0.2) for i in range(engine.workers)], scheduler=s)
+
+
 def _unit(engine: daskexec.EngineInfo) -> float:
     """A sibling's run time: long against the engine's per-call cost, so that it shows."""
     return max(0.1, 2 * engine.call_overhead)
@@ -47,6 +58,7 @@ def test_a_straggler_gets_a_backup_and_the_first_result_wins(
     markers = [str(tmp_path / "straggler")] + [str(ran)] * 9
     parts = [delayed(first_run_slow, pure=True)(i, m, unit, slow) for i, m in enumerate(markers)]
     # one task per work item: ten items of one group, as Cubed's rule wants
+    warm_up(executor, engine)
     s = daskexec.ExecutorScheduler(executor, pack_size=1)
     begin = time.perf_counter()
     assert dask.compute(*parts, scheduler=s) == tuple(10 * i for i in range(10))
