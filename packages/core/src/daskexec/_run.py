@@ -670,16 +670,7 @@ class Run:
         now = time.time()
         fut, refs = sent.resend()
         old = sent.record
-        sent.record = ItemRecord(
-            item=old.item,
-            group=old.group,
-            tasks=old.tasks,
-            attempt=sent.attempts,
-            ready=old.received or now,
-            serialized=now,
-            submitted=now,
-            payload_bytes=old.payload_bytes,
-        )
+        sent.record = old.again(now, sent.attempts, old.received or now)
         self.stats.items.append(sent.record)
         sent.refs = refs
         self.inflight[fut] = sent

@@ -53,7 +53,6 @@ from typing import TYPE_CHECKING, Any
 from dask.utils import key_split
 
 from daskexec._graph import Graph
-from daskexec._timeline import ItemRecord
 from daskexec._transport._submit import shown
 from daskexec.errors import ItemTimeoutError
 
@@ -505,17 +504,7 @@ class Overtime:
         now = time.time()
         copy_fut, refs = original.resend()
         old = original.record
-        record = ItemRecord(
-            item=old.item,
-            group=old.group,
-            tasks=old.tasks,
-            attempt=old.attempt,
-            ready=now,
-            serialized=now,
-            submitted=now,
-            payload_bytes=old.payload_bytes,
-            backup=True,
-        )
+        record = old.again(now, old.attempt, now, backup=True)
         st.items.append(record)
         copy = dataclasses.replace(original, record=record, refs=refs)
         run.inflight[copy_fut] = copy

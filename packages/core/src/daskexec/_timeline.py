@@ -100,6 +100,20 @@ class ItemRecord:
     backup: bool = False
     timed_out: bool = False
 
+    def again(self, now: float, attempt: int, ready: float, backup: bool = False) -> ItemRecord:
+        """The record of sending this item once more, at ``now``: a retry or a backup copy."""
+        return ItemRecord(
+            item=self.item,
+            group=self.group,
+            tasks=self.tasks,
+            attempt=attempt,
+            ready=ready,
+            serialized=now,
+            submitted=now,
+            payload_bytes=self.payload_bytes,
+            backup=backup,
+        )
+
     @property
     def host(self) -> str:
         """The worker's host name (clocks are aligned per host)."""
