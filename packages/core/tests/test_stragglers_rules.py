@@ -146,7 +146,7 @@ def test_a_bad_annotation_is_a_clear_error(pool: Any) -> None:
 def test_the_clock_starts_when_a_worker_is_free() -> None:
     from collections import Counter
 
-    w = Watch(workers=1, call_overhead=0.0, totals=Counter(), rule=BackupRule())
+    w = Watch(workers=1, call_overhead=0.0, count_tasks=Counter, rule=BackupRule())
     w.submitted("a", 0, 1, 0.0, 1.0, False)
     w.submitted("b", 0, 1, 0.0, 1.0, False)  # queued behind a
     assert w.check(1.5) == (["a"], [])  # b has not started: not late

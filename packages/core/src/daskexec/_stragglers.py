@@ -45,7 +45,7 @@ import math
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -170,7 +170,9 @@ class Watch:
 
     workers: int
     call_overhead: float
-    totals: Counter[int]  # remote tasks per group
+    #: remote tasks per group, counted when first needed (a million-task graph
+    #: whose items all finish on time never pays for it)
+    count_tasks: Callable[[], Counter[int]]
     rule: BackupRule = field(default_factory=BackupRule)
     clocks: dict[Any, _Clock] = field(default_factory=dict)
     waiting: deque[Any] = field(default_factory=deque)
@@ -178,6 +180,7 @@ class Watch:
     stuck: int = 0  # abandoned items still holding a slot
     done: Counter[int] = field(default_factory=Counter)
     durations: dict[int, list[float]] = field(default_factory=dict)
+    _totals: Counter[int] | None = None
     _due: float | None = None
     _dirty: bool = False
 
@@ -242,10 +245,14 @@ class Watch:
         return t
 
     def _backup_after(self, group: int) -> float | None:
-        total = self.totals.get(group, 0)
         durations = self.durations.get(group)
         r = self.rule
-        if not durations or total < r.min_tasks or self.done[group] < r.min_done * total:
+        if not durations:
+            return None
+        if self._totals is None:
+            self._totals = self.count_tasks()
+        total = self._totals.get(group, 0)
+        if total < r.min_tasks or self.done[group] < r.min_done * total:
             return None
         median = durations[len(durations) // 2]
         return max(r.factor * median, median + self.slack)
@@ -351,10 +358,11 @@ class Overtime:
             a.get("backups") for a in g.annotations.values()
         )
         self.active = has_deadlines or may_back_up
-        totals: Counter[int] = Counter()
-        if self.active:
-            totals.update(itertools.compress(g.group, run.local.translate(_NOT)))
-        self.watch = Watch(run.info.workers, run.info.call_overhead, totals, RULE)
+
+        def count_tasks() -> Counter[int]:
+            return Counter(itertools.compress(g.group, run.local.translate(_NOT)))
+
+        self.watch = Watch(run.info.workers, run.info.call_overhead, count_tasks, RULE)
         self.twins: dict[Future[Any], Future[Any]] = {}
         self.late: dict[Future[Any], _Sent] = {}  # given up on, not yet arrived
         self.left_running = False
