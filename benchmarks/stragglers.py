@@ -115,7 +115,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Result]:
                     r.won.append(st.backups_won)
                     r.invocations.append(st.invocations)
                     print(f"{backend} rep {rep} {name}: {seconds:.2f}s  {st.summary()}", flush=True)
-                    time.sleep(20 * unit)  # a lost copy that cannot be stopped ends
+                    if "cancel-running" not in daskexec.describe(ex).capabilities:
+                        time.sleep(20 * unit)  # a lost copy that cannot be stopped ends
     finally:
         _stragglers.RULE = _stragglers.BackupRule()
         ex.shutdown(wait=True)

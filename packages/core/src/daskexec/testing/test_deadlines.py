@@ -69,7 +69,8 @@ def test_a_hung_item_passes_its_deadline_and_is_retried(
     assert st is not None
     # (a loaded machine may be slow to start a replacement worker: more may time out)
     assert st.timeouts >= 1 and st.retries >= 1, st.summary()
-    assert any(r.timed_out and r.group == "hung-task" for r in st.items), st.items
+    # (the hung task's item: on an expensive engine it also holds quick tasks)
+    assert any(r.timed_out and r.lost for r in st.items), st.items
     assert elapsed < hang, (elapsed, hang, st.summary())
 
 

@@ -117,7 +117,7 @@ def test_a_writing_layer_is_never_duplicated(
     executor: Any, engine: daskexec.EngineInfo, tmp_path: Any
 ) -> None:
     # slow enough to be backed up, were it safe to run twice
-    slow = 6 * warm_up(executor, engine)
+    slow = 4 * warm_up(executor, engine)
     x = da.arange(100, chunks=10).map_blocks(
         slow_block, str(tmp_path / "straggler"), NAP, slow, dtype=int
     )
