@@ -102,7 +102,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Result]:
             for name, rule in configs:
                 _stragglers.RULE = RULES[rule] if rule else _stragglers.BackupRule()
                 with tempfile.TemporaryDirectory() as folder:
-                    s = daskexec.ExecutorScheduler(ex, backups=rule is not None)
+                    s = daskexec.ExecutorScheduler(
+                        ex, backups=rule is not None, pack_size=args.pack_size
+                    )
                     begin = time.perf_counter()
                     out = dask.compute(*graph(args.tasks, chosen, folder, unit), scheduler=s)
                     seconds = time.perf_counter() - begin
@@ -129,7 +131,8 @@ def table(all_results: dict[str, dict[str, Result]], args: argparse.Namespace) -
         "",
         f"{args.tasks} tasks of `unit` seconds (sleeps) per compute, {max(1, args.tasks // 100)} "
         f"of them 20x slower on their first run (drawn anew each repeat); {args.workers} "
-        f"workers; median of {args.repeats} repeats after a warm-up; ratio = time / time "
+        f"workers; pack_size {args.pack_size or 'chosen by the scheduler'}; median of "
+        f"{args.repeats} repeats after a warm-up; ratio = time / time "
         "with backups off in the same run (below 1.00x is faster).",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
@@ -158,7 +161,9 @@ def table(all_results: dict[str, dict[str, Result]], args: argparse.Namespace) -
         "",
         "Reproduce: `python -m benchmarks.stragglers "
         f"--backends {','.join(all_results)} --tasks {args.tasks} --workers {args.workers} "
-        f"--repeats {args.repeats} --rules {args.rules}` (Lithops under "
+        f"--repeats {args.repeats} --rules {args.rules}"
+        + (f" --pack-size {args.pack_size}" if args.pack_size else "")
+        + "` (Lithops under "
         "`flock /tmp/daskexec-lithops.lock`).",
         "",
     ]
@@ -174,6 +179,9 @@ def main() -> None:
     p.add_argument("--unit", type=float, default=0.0, help="seconds per task (default per backend)")
     p.add_argument("--rules", default="cubed", help=f"comma-separated, from {sorted(RULES)}")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument(
+        "--pack-size", type=int, default=None, help="tasks per work item (default: chosen)"
+    )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "stragglers.md"))
     args = p.parse_args()
     all_results = {b: run_backend(b, args) for b in args.backends.split(",")}
