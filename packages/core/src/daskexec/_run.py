@@ -174,7 +174,7 @@ class Run:
         self.n_ready = 0
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
         # backups for stragglers, item_timeout (``_stragglers``)
-        self.overtime = _stragglers.Overtime(self)
+        self.overtime = _stragglers.Overtime(self, self._resend, self._arrive)
 
     def progress(self) -> Progress:
         """Tasks done of all, and work items in flight (read from another thread)."""

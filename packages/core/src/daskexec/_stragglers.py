@@ -345,8 +345,15 @@ class Overtime:
     their :class:`~daskexec.diagnostics.ItemRecord` is kept.
     """
 
-    def __init__(self, run: Run) -> None:
+    def __init__(
+        self,
+        run: Run,
+        resend: Callable[[_Sent], None],
+        arrive: Callable[[Future[Any]], None],
+    ) -> None:
         self.run = run
+        self.resend = resend  # sends an item again, as a retry
+        self.arrive = arrive  # the done callback that wakes the run
         s = run.settings
         g = run.g
         self.default_deadline = s.item_timeout
@@ -501,7 +508,7 @@ class Overtime:
                 "time: fix it, or raise item_timeout= (per layer: "
                 "dask.annotate(item_timeout=...)) or retries="
             )
-        run._resend(sent)
+        self.resend(sent)
 
     def _back_up(self, fut: Future[Any]) -> None:
         run = self.run
@@ -520,7 +527,7 @@ class Overtime:
         self.twins[copy_fut] = fut
         self.submitted(copy_fut, copy)
         self.watch.mark_backed_up(copy_fut)
-        copy_fut.add_done_callback(run._arrive)
+        copy_fut.add_done_callback(self.arrive)
         st.max_inflight = max(st.max_inflight, len(run.inflight))
 
     def _release(self, handles: list[Any]) -> None:
