@@ -19,6 +19,7 @@ def test_public_names() -> None:
             "EngineInfo",
             "ExecutorScheduler",
             "GraphCycleError",
+            "ItemTimeoutError",
             "MissingKeyError",
             "ReferenceEngine",
             "RemoteError",
@@ -48,6 +49,7 @@ def test_errors_subclass_the_stdlib() -> None:
     assert issubclass(daskexec.SerializationError, TypeError)
     assert issubclass(daskexec.GraphCycleError, ValueError)
     assert issubclass(daskexec.CheckpointError, OSError)
+    assert issubclass(daskexec.ItemTimeoutError, daskexec.EngineFailure)
 
 
 def test_threads_backend_is_built_in() -> None:

@@ -14,6 +14,7 @@ from daskexec.engine import CAPABILITIES, EngineInfo, ReferenceEngine, describe
 from daskexec.errors import (
     EngineFailure,
     GraphCycleError,
+    ItemTimeoutError,
     MissingKeyError,
     RemoteError,
     RemoteTraceback,
@@ -36,6 +37,7 @@ __all__ = [
     "EngineInfo",
     "ExecutorScheduler",
     "GraphCycleError",
+    "ItemTimeoutError",
     "MissingKeyError",
     "ReferenceEngine",
     "RemoteError",

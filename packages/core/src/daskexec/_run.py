@@ -53,7 +53,7 @@ from typing import Any
 
 from dask.utils import key_split
 
-from daskexec import _failures, _packing
+from daskexec import _failures, _packing, _stragglers
 from daskexec._checkpoint import Plan
 from daskexec._graph import ALIAS, CALL, DATA, TASK, Graph
 from daskexec._inlining import inline_getters
@@ -96,6 +96,8 @@ class Settings:
     max_inflight: int
     retries: int
     retry_on: tuple[type[BaseException], ...]
+    item_timeout: float | None = None
+    backups: bool | None = None
 
 
 @dataclass
@@ -184,6 +186,8 @@ class Run:
         self.state: dict[str, Any] = self._dask_state() if self.track else {}
         #: set by the scheduler: where work items write their results (``_checkpoint``)
         self.checkpoint: Plan | None = None
+        # backups for stragglers, item_timeout (``_stragglers``)
+        self.overtime = _stragglers.Overtime(self, self._resend, self._arrive)
 
     def progress(self) -> Progress:
         """Tasks done of all, and work items in flight (read from another thread)."""
@@ -234,7 +238,8 @@ class Run:
         self._make_ready(start)
         total = len(g)
         while self.done < total:
-            wait = self._dispatch()
+            self.overtime.tick()
+            wait = self.overtime.wait(self._dispatch())
             if not self.inflight:
                 if self.done < total and not self.n_ready:
                     raise RuntimeError("daskexec: no task can run; the graph is inconsistent")
@@ -265,6 +270,7 @@ class Run:
         )
         for sent in self.inflight.values():
             held.extend(sent.refs)
+        held.extend(self.overtime.close())
         self.inflight.clear()
         self.data.clear()
         self.is_ref.clear()
@@ -576,6 +582,7 @@ class Run:
                 refs=refs,
             )
             self.inflight[fut] = sent
+            self.overtime.submitted(fut, sent)
             fut.add_done_callback(self._arrive)
         st.max_inflight = max(st.max_inflight, len(self.inflight))
         st.largest_batch = max(st.largest_batch, sum(len(b.tasks) for b in items))
@@ -591,6 +598,7 @@ class Run:
         sent = self.inflight.pop(fut, None)
         received = self.arrived.pop(fut, 0.0) or time.time()
         if sent is None:
+            self.overtime.arrived(fut)  # a copy given up on: never applied
             return
         self.generation += 1
         record = sent.record
@@ -599,7 +607,8 @@ class Run:
             outcome = fut.result()
         except Exception as exc:  # CancelledError included: the engine dropped it
             record.lost = True
-            self._engine_failure(sent, exc)
+            if self.overtime.ended(fut, sent, ok=False):
+                self._engine_failure(sent, exc)
             return
         got_before = self.stats.bytes_received
         result, handles = self.transport.receive(outcome, sent.refs, sent.keys)
@@ -629,9 +638,11 @@ class Run:
                 and isinstance(failure.exception, self.settings.retry_on)
                 and sent.attempts <= self.settings.retries
             ):
-                self._resend(sent)
+                if self.overtime.ended(fut, sent, ok=False):
+                    self._resend(sent)
                 return
             self._raise_task_error(failure)
+        self.overtime.ended(fut, sent, ok=True)
         if result.tasks_run:
             self.measured[0] += result.seconds
             self.measured[1] += result.tasks_run
@@ -675,19 +686,11 @@ class Run:
         now = time.time()
         fut, refs = sent.resend()
         old = sent.record
-        sent.record = ItemRecord(
-            item=old.item,
-            group=old.group,
-            tasks=old.tasks,
-            attempt=sent.attempts,
-            ready=old.received or now,
-            serialized=now,
-            submitted=now,
-            payload_bytes=old.payload_bytes,
-        )
+        sent.record = old.again(now, sent.attempts, old.received or now)
         self.stats.items.append(sent.record)
         sent.refs = refs
         self.inflight[fut] = sent
+        self.overtime.submitted(fut, sent)
         fut.add_done_callback(self._arrive)
 
     def _raise_task_error(self, failure: TaskFailure) -> None:

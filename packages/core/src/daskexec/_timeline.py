@@ -69,7 +69,13 @@ class ItemRecord:
     offset
         Seconds subtracted from the worker's clock to align it with the driver's.
     lost
-        Whether the engine lost it (no worker times then).
+        Whether the engine lost it (no worker times then), or it ran past its
+        ``item_timeout``.
+    backup
+        Whether it was a backup copy of a straggler (``attempt`` is the
+        original's).
+    timed_out
+        Whether it ran past its ``item_timeout`` and was given up on.
     """
 
     item: int
@@ -91,6 +97,22 @@ class ItemRecord:
     result_bytes: int = 0
     offset: float = 0.0
     lost: bool = False
+    backup: bool = False
+    timed_out: bool = False
+
+    def again(self, now: float, attempt: int, ready: float, backup: bool = False) -> ItemRecord:
+        """The record of sending this item once more, at ``now``: a retry or a backup copy."""
+        return ItemRecord(
+            item=self.item,
+            group=self.group,
+            tasks=self.tasks,
+            attempt=attempt,
+            ready=ready,
+            serialized=now,
+            submitted=now,
+            payload_bytes=self.payload_bytes,
+            backup=backup,
+        )
 
     @property
     def host(self) -> str:

@@ -123,7 +123,8 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
     """
     ran = time.time()
     start = time.perf_counter()
-    values = item.inputs
+    # a copy: a backup or a retry of an in-process item may run beside the original
+    values = dict(item.inputs)
     frees = item.free_after
     save = item.save
     n = 0

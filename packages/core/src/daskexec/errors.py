@@ -7,6 +7,7 @@ from concurrent.futures import BrokenExecutor
 __all__ = [
     "EngineFailure",
     "GraphCycleError",
+    "ItemTimeoutError",
     "MissingKeyError",
     "RemoteError",
     "RemoteTraceback",
@@ -78,4 +79,13 @@ class SerializationError(TypeError):
 
     A deterministic failure, not a lost worker: it is reported once, naming
     the task, and never retried.  ``__cause__`` is the pickler's own error.
+    """
+
+
+class ItemTimeoutError(EngineFailure):
+    """A work item ran past its ``item_timeout`` more often than ``retries`` allows.
+
+    The message names the item's tasks and the deadline; an item past its
+    deadline is treated as lost (cancelled where the engine can, its late
+    result ignored) and sent again within the retry bound first.
     """

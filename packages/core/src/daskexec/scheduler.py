@@ -30,6 +30,7 @@ from daskexec import _checkpoint, _graph, _packing, _timeline, _worker
 from daskexec._checkpoint import Checkpoint, CheckpointStorage, as_checkpoint
 from daskexec._inline import InlineExecutor
 from daskexec._run import Run, Settings
+from daskexec._stragglers import check_backups, check_item_timeout
 from daskexec.backends import check_backend, create_executor
 from daskexec.cost import Billing, bill
 from daskexec.engine import CleansUpPerCompute, EngineInfo, describe, is_shut_down
@@ -42,7 +43,16 @@ CheckpointLike = Checkpoint | CheckpointStorage | str | os.PathLike[str] | None
 
 
 #: Our own keywords, which a get call may override.
-OPTIONS = ("batch_size", "timeout", "pack_size", "max_inflight", "retries", "checkpoint")
+OPTIONS = (
+    "batch_size",
+    "timeout",
+    "pack_size",
+    "max_inflight",
+    "retries",
+    "item_timeout",
+    "backups",
+    "checkpoint",
+)
 
 #: Keywords that Dask, and libraries on top of it, pass to every get function
 #: (``dask.compute``, ``da.store(..., flush=True)`` from xarray's ``to_zarr``,
@@ -134,7 +144,11 @@ def _check_options(
     pack_size: int | None,
     max_inflight: int | None,
     retries: int,
+    item_timeout: float | None = None,
+    backups: bool | None = None,
 ) -> None:
+    check_item_timeout(item_timeout)
+    check_backups(backups)
     for name, value in (
         ("batch_size", batch_size),
         ("pack_size", pack_size),
@@ -199,6 +213,24 @@ class ExecutorScheduler:
         that cannot be created or written raises
         :class:`~daskexec.CheckpointError`.  ``compute(checkpoint=False)``
         turns it off for one compute.
+    item_timeout
+        Seconds a work item may run before it counts as lost: it is
+        cancelled where the engine can, its late result is ignored, and it
+        is sent again within ``retries``, then
+        :class:`~daskexec.errors.ItemTimeoutError` names its tasks.  Counted
+        from when a worker was free for it (the driver's model of the
+        engine's ``workers``, the same on every backend), not from when it
+        was queued.  Per layer: ``dask.annotate(item_timeout=...)`` (the
+        smallest among an item's tasks applies).  Default: no deadline.
+    backups
+        Backup copies of stragglers: a work item running more than 3 times
+        its group's median (once the group has 10 tasks and half of them
+        are done) is sent again, and the first copy to finish wins.
+        ``None`` (default): only for tasks safe to run twice (array, bag and
+        dataframe chunks, ``delayed(pure=True)``; never a task that writes,
+        such as ``store``/``to_zarr`` or ``to_parquet``); ``True``: for any
+        task (you vouch that running it twice is harmless); ``False``:
+        never.  Per layer: ``dask.annotate(backups=True|False)`` overrides.
 
     Attributes
     ----------
@@ -217,9 +249,11 @@ class ExecutorScheduler:
         retries: int = 2,
         retry_on: tuple[type[BaseException], ...] = (),
         checkpoint: CheckpointLike = None,
+        item_timeout: float | None = None,
+        backups: bool | None = None,
     ) -> None:
         _check_executor(executor)
-        _check_options(batch_size, timeout, pack_size, max_inflight, retries)
+        _check_options(batch_size, timeout, pack_size, max_inflight, retries, item_timeout, backups)
         self.executor = executor
         self.batch_size = batch_size
         self.timeout = timeout
@@ -228,6 +262,8 @@ class ExecutorScheduler:
         self.retries = retries
         self.retry_on = _check_retry_on(retry_on)
         self.checkpoint = as_checkpoint(checkpoint)
+        self.item_timeout = item_timeout
+        self.backups = backups
         self.last_stats: ComputeStats | None = None
 
     def __repr__(self) -> str:
@@ -250,6 +286,8 @@ class ExecutorScheduler:
         max_inflight: int | None = None,
         retries: int | None = None,
         checkpoint: CheckpointLike | bool = None,
+        item_timeout: float | None = None,
+        backups: bool | None = None,
         **kwargs: Any,
     ) -> Any:
         """Compute ``keys`` of ``dsk``; keyword arguments override this scheduler's settings."""
@@ -262,7 +300,9 @@ class ExecutorScheduler:
         pack_size = self.pack_size if pack_size is None else pack_size
         max_inflight = self.max_inflight if max_inflight is None else max_inflight
         retries = self.retries if retries is None else retries
-        _check_options(batch_size, timeout, pack_size, max_inflight, retries)
+        item_timeout = self.item_timeout if item_timeout is None else item_timeout
+        backups = self.backups if backups is None else backups
+        _check_options(batch_size, timeout, pack_size, max_inflight, retries, item_timeout, backups)
         ckpt = _chosen_checkpoint(self.checkpoint, checkpoint)
 
         graph = _graph.prepare(dsk, keys)
@@ -289,6 +329,8 @@ class ExecutorScheduler:
                 max_inflight=max_inflight or info.max_inflight or _default_inflight(info),
                 retries=retries,
                 retry_on=self.retry_on,
+                item_timeout=None if item_timeout is None else float(item_timeout),
+                backups=backups,
             )
             with local_callbacks(callbacks) as cbs:
                 start_state_cbs = unpack_callbacks(cbs)[1]  # type: ignore[no-untyped-call]
@@ -324,7 +366,9 @@ class ExecutorScheduler:
             if isinstance(ex, CleansUpPerCompute):
                 ex.__daskexec_compute_done__()
             if owned:
-                _release(ex, failed)
+                # copies given up on (stragglers, items past their deadline)
+                # may still run: stop them rather than wait
+                _release(ex, failed or (run is not None and run.overtime.left_running))
             if ckpt is not None and failed:
                 ckpt.sweep()  # what workers killed mid-write left
             stats.tasks = stats.remote_tasks + stats.local_tasks
@@ -424,7 +468,11 @@ def executor_scheduler(
 
     Accepts every keyword of :class:`ExecutorScheduler`; see there.
     """
-    options = {k: kwargs.pop(k) for k in ("pack_size", "max_inflight", "retries") if k in kwargs}
+    options = {
+        k: kwargs.pop(k)
+        for k in ("pack_size", "max_inflight", "retries", "item_timeout", "backups")
+        if k in kwargs
+    }
     retry_on = kwargs.pop("retry_on", ())
     scheduler = ExecutorScheduler(
         executor, batch_size=batch_size, timeout=timeout, retry_on=retry_on, **options

@@ -42,7 +42,15 @@ class ComputeStats:
         Work items sent again after an engine failure (or a task exception
         the caller asked to retry).
     engine_failures
-        Work items the engine lost (a dead worker, a timeout).
+        Work items the engine lost (a dead worker, a timeout), or that ran
+        past their ``item_timeout``.
+    timeouts
+        Work items that ran past their ``item_timeout`` (given up on; sent
+        again within the retry bound).
+    backups
+        Backup copies sent for stragglers (each is an invocation too).
+    backups_won
+        Backup copies whose result came first (the original was given up on).
     largest_batch
         The most tasks sent in one map call (chains and reductions that
         joined an item included).
@@ -97,6 +105,9 @@ class ComputeStats:
     invocations: int = 0
     retries: int = 0
     engine_failures: int = 0
+    timeouts: int = 0
+    backups: int = 0
+    backups_won: int = 0
     largest_batch: int = 0
     max_inflight: int = 0
     peak_values: int = 0
@@ -129,7 +140,9 @@ class ComputeStats:
             + ") "
             f"in {self.work_items} work items over {self.map_calls} map calls, "
             f"{self.invocations} invocations, {self.retries} retries, "
-            f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
+            + (f"{self.backups} backups ({self.backups_won} won), " if self.backups else "")
+            + (f"{self.timeouts} timed out, " if self.timeouts else "")
+            + f"{_size(self.bytes_sent)} out and {_size(self.bytes_received)} back, "
             f"{self.seconds:.3f}s on {self.engine}"
             + (f" ({self.breakdown_summary()})" if self.breakdown else "")
             + (
