@@ -10,6 +10,10 @@ Graphs (``--graphs``), each built at about ``n`` tasks
     A legacy dict graph: ``n/2`` independent ``inc`` tasks
     (``{("x", i): (inc, i)}``) and a pairwise tree sum over them
     (``n/2 - 1`` ``add`` tasks).
+``tree-100ms``
+    The tree graph whose ``inc`` tasks each cost 100 ms of simulated time
+    (``daskexec.testing.simulated.spend``), simulated part only: tasks that
+    do real work, where the work bound, not the driver, should set the time.
 ``seed``
     The seed example scaled up: ``np.sum(x, axis=1)`` of a random array cut
     into many 20 x 20 chunks.
@@ -87,13 +91,26 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+#: Simulated cost of each leaf of the ``tree-100ms`` graph: a task that does
+#: real work, where the tree graph's ``inc`` costs about a microsecond.
+COSTLY_SECONDS = 0.1
+
+
+def costly_inc(x: int) -> int:
+    """``inc`` that costs :data:`COSTLY_SECONDS` of simulated time (real time elsewhere)."""
+    from daskexec.testing.simulated import spend
+
+    spend(COSTLY_SECONDS)
+    return x + 1
+
+
 # -- graphs -----------------------------------------------------------------------
 
 
-def tree_graph(n: int) -> tuple[dict[Hashable, Any], Hashable]:
-    """About ``n`` tasks: ``n/2`` ``inc`` tasks and a pairwise tree sum over them."""
+def tree_graph(n: int, leaf: Callable[[int], int] = inc) -> tuple[dict[Hashable, Any], Hashable]:
+    """About ``n`` tasks: ``n/2`` ``leaf`` (``inc``) tasks and a pairwise tree sum over them."""
     m = max(2, n // 2)
-    dsk: dict[Hashable, Any] = {("x", i): (inc, i) for i in range(m)}
+    dsk: dict[Hashable, Any] = {("x", i): (leaf, i) for i in range(m)}
     level: list[Hashable] = [("x", i) for i in range(m)]
     k = 0
     while len(level) > 1:
@@ -133,7 +150,9 @@ def rechunk_graph(n: int) -> Any:
     return x.rechunk((15, 15)).sum()
 
 
-GRAPHS = ("tree", "seed", "rechunk")
+#: ``tree-100ms``: the tree graph whose leaves cost 100 ms each (simulated
+#: part only): where the work, not the driver, should set the time.
+GRAPHS = ("tree", "tree-100ms", "seed", "rechunk")
 
 
 @dataclass
@@ -171,12 +190,12 @@ def build(name: str, n: int) -> Graph:
     """Build graph ``name`` at size ``n``, with its expected result."""
     import numpy as np
 
-    if name == "tree":
-        dsk, out = tree_graph(n)
+    if name in ("tree", "tree-100ms"):
+        dsk, out = tree_graph(n, inc if name == "tree" else costly_inc)
         m = sum(1 for k in dsk if k[0] == "x")  # type: ignore[index]
         levels = (m - 1).bit_length() + 1
         return Graph(
-            "tree",
+            name,
             n,
             len(dsk),
             levels,

@@ -89,6 +89,15 @@ def summary(real: list[RealRow], sim: list[SimRow]) -> str:
             f"({1e6 * t.driver_cpu / t.tasks:.0f} µs per task) and {t.invocations:,} "
             f"invocations go out" + ("" if gap == "-" else f"; the gap: {gap}") + "."
         )
+    costly = [row for row in sim if row.graph == "tree-100ms"]
+    if costly:
+        c = max(costly, key=lambda row: row.tasks)
+        parts.append(
+            f"With leaves that cost 100 ms each (`tree-100ms`), the {c.tasks:,}-task tree "
+            f"takes {c.wall:.1f} virtual seconds, {c.ratio:.2f}x the larger bound "
+            f"({c.bound:.1f} s, the work over 1,000 workers), with {c.peak_concurrency:,} "
+            f"invocations running at the peak."
+        )
     return " ".join(parts)
 
 
