@@ -72,10 +72,12 @@ def test_a_straggler_gets_a_backup_and_the_first_result_wins(
     elapsed = time.perf_counter() - begin
     st = s.last_stats
     assert st is not None
-    assert st.backups == 1 and st.backups_won == 1, st.summary()
+    # the straggler's copy won; a sibling slowed down by the engine (a busy
+    # machine, a distributed worker's pause) may get a copy of its own
+    assert st.backups >= 1 and st.backups_won >= 1, st.summary()
     assert st.invocations == st.work_items + st.retries + st.backups, st.summary()
     backups = [r for r in st.items if r.backup]
-    assert len(backups) == 1 and backups[0].tasks == 1, backups
+    assert len(backups) == st.backups and all(r.tasks == 1 for r in backups), backups
     # it did not wait for the straggler (generous: on 2 workers the siblings take ~40%)
     assert elapsed < 0.8 * slow, (elapsed, slow, st.summary())
 
