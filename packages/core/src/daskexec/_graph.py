@@ -395,9 +395,12 @@ def _present(key: Hashable, source: Mapping[Hashable, Any]) -> bool:
         value = source[key]
     except (KeyError, TypeError):
         return False
+    # the type first: comparing a large array with a key would compare every element
+    if type(value) is not type(key):
+        return True
     try:
-        return not (value == key and type(value) is type(key))
-    except Exception:  # an object whose comparison raises (an array) is data
+        return bool(value != key)
+    except Exception:  # an object whose comparison raises is data
         return True
 
 

@@ -614,13 +614,7 @@ class Run:
         result, handles = self.transport.receive(outcome, sent.refs, sent.keys)
         record.decoded = time.time()
         record.result_bytes = self.stats.bytes_received - got_before
-        if result.started:
-            record.started, record.ran, record.finished = (
-                result.started,
-                result.ran,
-                result.finished,
-            )
-            record.worker, record.label, record.cold = result.worker, result.label, result.cold
+        record.took(result)
         failure = result.failure
         if failure is not None:
             if isinstance(failure.exception, Cancelled):

@@ -428,10 +428,7 @@ class Overtime:
         except Exception:  # an outcome nobody will read: only its storage matters
             self._release(sent.refs)
             return
-        if result.started:
-            record.started, record.ran = result.started, result.ran
-            record.finished = result.finished
-            record.worker, record.label, record.cold = result.worker, result.label, result.cold
+        record.took(result)
         if run.remote:
             self._release(handles)
 

@@ -14,6 +14,10 @@ import heapq
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daskexec._worker import ItemResult
 
 __all__ = ["PARTS", "ItemRecord", "align_clocks", "breakdown"]
 
@@ -113,6 +117,12 @@ class ItemRecord:
             payload_bytes=self.payload_bytes,
             backup=backup,
         )
+
+    def took(self, result: ItemResult) -> None:
+        """Copy the worker's stamps of ``result``, when it has them."""
+        if result.started:
+            self.started, self.ran, self.finished = result.started, result.ran, result.finished
+            self.worker, self.label, self.cold = result.worker, result.label, result.cold
 
     @property
     def host(self) -> str:
