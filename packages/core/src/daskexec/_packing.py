@@ -11,6 +11,16 @@ one task per item (the first results arrive within microseconds and fix
 ``p``) and an expensive engine uses the mean task time measured so far in
 the compute, or, before any measurement, spreads the batch over its workers.
 
+A large batch is not cut into items all of one size.  An item is at most
+the batch's share for two per worker (*factoring*, Hummel, Schonberg and
+Flynn, CACM 35(8), 1992): items shrink as the batch drains, down to one
+invocation overhead's worth of work, so that the last items are short and
+a slow worker, a straggler, delays the end little; the workers that finish
+early take the rest.  Before any measurement, a batch of at least
+``HEDGE`` tasks per worker goes out in items of a quarter of the spread:
+the first items cover about half of it, and the rest is packed from what
+they measured.
+
 Then each item is closed over its dependents: the only consumer of a task in
 the item joins it when its every input is produced inside the item or is
 already in hand.  Chains, and the reductions Dask builds over neighbouring
@@ -36,6 +46,13 @@ DRIVER_ITEM_COST = 5e-5
 AMORTIZE = 10.0
 # Engines cheaper than this per call are probed with single-task items first.
 CHEAP_CALL = 5e-3
+# Ready tasks one batch takes at most (an item may hold more): a batch is
+# encoded whole before its first item goes, so the first items of a huge
+# ready set go out after a small part of it was encoded.
+BATCH_TASKS = 8192
+# Before any measurement, a batch of this many tasks per worker and more is
+# sent in smaller items, about half of it at first (see the module docstring).
+HEDGE = 8
 
 
 def pack_size(
@@ -60,15 +77,17 @@ def pack_size(
         if overhead < CHEAP_CALL:
             return 1
         if typical_time is None:
-            return spread
+            return spread if spread < HEDGE else math.ceil(spread / 4)
         task_time = typical_time
-    amortized = math.ceil(AMORTIZE * overhead / max(task_time, 1e-7))
-    if amortized <= spread:
-        return amortized
-    # Not enough work to both amortize the overhead and use every worker:
-    # use as many items as the work pays for, at most one per worker.
-    worth = max(1, math.floor(ntasks * task_time / overhead))
-    return math.ceil(ntasks / min(worth, workers))
+    task_time = max(task_time, 1e-7)
+    p = math.ceil(AMORTIZE * overhead / task_time)
+    if p > spread:
+        # Not enough work to both amortize the overhead and use every worker:
+        # use as many items as the work pays for, at most one per worker.
+        worth = max(1, math.floor(ntasks * task_time / overhead))
+        p = math.ceil(ntasks / min(worth, workers))
+    # factoring: at most half the spread, but at least one overhead of work
+    return min(p, max(math.ceil(overhead / task_time), math.ceil(spread / 2)))
 
 
 #: The most tasks a family of root tasks may hold (see ``root_families``).

@@ -76,6 +76,10 @@ _TOP = 1 << 40  # more completions than any compute has
 _LOW = (1 << 32) - 1
 
 
+#: Ready tasks sampled to estimate the time of a task in a batch.
+TIME_SAMPLE = 32
+
+
 def _entry(generation: int, priority: int, task: int) -> Rank:
     return ((_TOP - generation) << 64) | (priority << 32) | task
 
@@ -113,6 +117,9 @@ class _Sent:
     record: ItemRecord
     refs: list[Any] = field(default_factory=list)
     attempts: int = 1
+    #: ready tasks of its batch it took (the tasks that joined them excluded):
+    #: what ``pack_size`` counts
+    members: int = 0
 
 
 class Run:
@@ -460,20 +467,17 @@ class Run:
         for other in merge:
             for entry in self.heaps.pop(other):
                 heapq.heappush(heap, entry)
+        seconds, counted = self.measured
+        typical = seconds / counted if counted else None
+        task_time = self._batch_time(heap, typical)
         slots = s.max_inflight - len(self.inflight)
         ntasks = len(heap)
         if s.batch_size is not None:
             ntasks = min(ntasks, s.batch_size)
-        seconds, counted = self.measured
-        typical = seconds / counted if counted else None
         p = s.pack_size or _packing.pack_size(
-            ntasks,
-            self.info.workers,
-            self.info.call_overhead,
-            self.task_time.get(grp),
-            typical,
+            ntasks, self.info.workers, self.info.call_overhead, task_time, typical
         )
-        ntasks = min(ntasks, p * slots)
+        ntasks = min(ntasks, p * slots, max(p, _packing.BATCH_TASKS))
         if p == 1 and rival is not None:
             members = [heapq.heappop(heap) & _LOW]
             while len(members) < ntasks and heap[0] < rival:
@@ -503,7 +507,26 @@ class Run:
                 )
                 for i in range(0, ntasks, p)
             ]
-        self._submit(grp, items)
+        self._submit(grp, items, p, ntasks)
+
+    def _batch_time(self, heap: list[Rank], typical: float | None) -> float | None:
+        """The measured time of a task in ``heap``, on average over its groups.
+
+        A merged batch's heap holds tasks of several groups (and keeps them
+        for the next batches): up to :data:`TIME_SAMPLE` entries, spread over
+        the heap, stand for it.  A group not measured yet counts at
+        ``typical``; None if that is unknown too.
+        """
+        step = max(1, len(heap) // TIME_SAMPLE)
+        group, times = self.g.group, self.task_time
+        total, count = 0.0, 0
+        for entry in heap[::step]:
+            t = times.get(group[entry & _LOW], typical)
+            if t is None:
+                return None
+            total += t
+            count += 1
+        return total / count if count else None
 
     def _can_join(self, i: int) -> bool:
         return self.status[i] == WAITING and not self.local[i]
@@ -535,7 +558,8 @@ class Run:
 
     # ------------------------------------------------------------------- submit
 
-    def _submit(self, grp: int, items: list[_packing.Built]) -> None:
+    def _submit(self, grp: int, items: list[_packing.Built], p: int, ntasks: int) -> None:
+        """Send ``items``: ``ntasks`` ready tasks of group ``grp``, ``p`` in each item."""
         st = self.stats
         g = self.g
         st.map_calls += 1
@@ -558,7 +582,7 @@ class Run:
         serialized = st.driver_spans[-1][2] if len(st.driver_spans) > spans else begin
         payload = (st.bytes_sent - sent_before) // len(items)
         ready_at = self.ready_at
-        for built, send in zip(items, sends, strict=False):
+        for n, (built, send) in enumerate(zip(items, sends, strict=False)):
             fut, refs = send()
             record = ItemRecord(
                 item=len(st.items),
@@ -580,6 +604,7 @@ class Run:
                 resend=send,
                 record=record,
                 refs=refs,
+                members=min(p, ntasks - n * p),
             )
             self.inflight[fut] = sent
             self.overtime.submitted(fut, sent)
@@ -638,9 +663,13 @@ class Run:
             self._raise_task_error(failure)
         self.overtime.ended(fut, sent, ok=True)
         if result.tasks_run:
-            self.measured[0] += result.seconds
-            self.measured[1] += result.tasks_run
-            per_task = result.seconds / result.tasks_run
+            # per ready task of the batch, the tasks that joined it included:
+            # what one more ready task in an item costs
+            seconds = result.seconds * len(sent.tasks) / result.tasks_run
+            members = sent.members or len(sent.tasks)
+            self.measured[0] += seconds
+            self.measured[1] += members
+            per_task = seconds / members
             old = self.task_time.get(sent.group)
             self.task_time[sent.group] = per_task if old is None else 0.5 * (old + per_task)
         exports = sent.exports

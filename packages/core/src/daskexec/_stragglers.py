@@ -40,12 +40,13 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import heapq
 import itertools
 import math
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -165,7 +166,10 @@ class Watch:
 
     The scheduler tells it about submissions and endings; :meth:`due` says
     when it next needs to look, and :meth:`check` which items passed their
-    deadline and which need a backup copy.
+    deadline and which need a backup copy.  Each costs time in the number
+    of groups and of items it reports, not of items in flight: clocks start
+    in submission order, so a group's first candidate for a backup is its
+    longest running, and deadlines wait in a heap.
     """
 
     workers: int
@@ -180,6 +184,11 @@ class Watch:
     stuck: int = 0  # abandoned items still holding a slot
     done: Counter[int] = field(default_factory=Counter)
     durations: dict[int, list[float]] = field(default_factory=dict)
+    #: per group, the running items that may still get a backup, in start order
+    candidates: dict[int, dict[Any, _Clock]] = field(default_factory=dict)
+    #: (when, order, clock, future) of the running items with a deadline
+    deadlines: list[tuple[float, int, _Clock, Any]] = field(default_factory=list)
+    _order: Iterator[int] = field(default_factory=itertools.count)
     _totals: Counter[int] | None = None
     _due: float | None = None
     _dirty: bool = False
@@ -201,6 +210,7 @@ class Watch:
         if c is None or c.ended:
             return
         c.ended = True
+        self._drop(fut, c)
         if c.started is not None:
             self.busy -= 1
             if c.abandoned:
@@ -220,8 +230,17 @@ class Watch:
             self.ended(fut, now, ok=False)
             return
         c.abandoned = True
+        self._drop(fut, c)
         self.stuck += 1
         self._start(now)
+
+    def mark_backed_up(self, fut: Any) -> None:
+        """``fut`` is itself a backup, or the item already has one: no (further) copy."""
+        c = self.clocks.get(fut)
+        if c is not None:
+            c.backed_up = True
+            self._drop(fut, c)
+            self._dirty = True
 
     def _start(self, now: float) -> None:
         while self.waiting and (self.busy < self.workers or self.stuck >= self.workers):
@@ -231,18 +250,17 @@ class Watch:
                 continue
             c.started = now
             self.busy += 1
+            if c.deadline is not None:
+                heapq.heappush(self.deadlines, (now + c.deadline, next(self._order), c, fut))
+            if c.backup_ok and not c.backed_up:
+                self.candidates.setdefault(c.group, {})[fut] = c
         self._dirty = True
 
-    def _limit(self, c: _Clock) -> float | None:
-        """When (on the clock) ``c`` becomes a straggler or passes its deadline."""
-        if c.started is None or c.ended or c.abandoned:
-            return None
-        t = c.started + c.deadline if c.deadline is not None else None
-        if c.backup_ok and not c.backed_up:
-            b = self._backup_after(c.group)
-            if b is not None:
-                t = c.started + b if t is None else min(t, c.started + b)
-        return t
+    def _drop(self, fut: Any, c: _Clock) -> None:
+        """``fut`` can get no backup any more (its deadline entry goes lazily)."""
+        group = self.candidates.get(c.group)
+        if group is not None and group.pop(fut, None) is not None and not group:
+            del self.candidates[c.group]
 
     def _backup_after(self, group: int) -> float | None:
         durations = self.durations.get(group)
@@ -257,11 +275,22 @@ class Watch:
         median = durations[len(durations) // 2]
         return max(r.factor * median, median + self.slack)
 
+    def _first_deadline(self) -> float | None:
+        heap = self.deadlines
+        while heap and (heap[0][2].ended or heap[0][2].abandoned):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
     def due(self, now: float) -> float | None:
         """Seconds until the next check is needed (None: no item needs watching)."""
         if self._dirty:
-            limits = [t for c in self.clocks.values() if (t := self._limit(c)) is not None]
-            self._due = min(limits, default=None)
+            first = self._first_deadline()
+            for group, running in self.candidates.items():
+                b = self._backup_after(group)
+                if b is not None:
+                    t = next(iter(running.values())).started + b  # type: ignore[operator]
+                    first = t if first is None else min(first, t)
+            self._due = first
             self._dirty = False
         return None if self._due is None else max(0.0, self._due - now)
 
@@ -271,26 +300,25 @@ class Watch:
         if self._due is None or now < self._due:
             return [], []
         late: list[Any] = []
+        heap = self.deadlines
+        while (first := self._first_deadline()) is not None and first <= now:
+            late.append(heapq.heappop(heap)[3])
         slow: list[Any] = []
-        for fut, c in self.clocks.items():
-            if c.started is None or c.ended or c.abandoned:
+        for group in list(self.candidates):
+            b = self._backup_after(group)
+            if b is None:
                 continue
-            if c.deadline is not None and now - c.started >= c.deadline:
-                late.append(fut)
-            elif c.backup_ok and not c.backed_up:
-                b = self._backup_after(c.group)
-                if b is not None and now - c.started >= b:
-                    c.backed_up = True
-                    slow.append(fut)
+            running = self.candidates[group]
+            for fut, c in list(running.items()):
+                if now - c.started < b:  # type: ignore[operator]
+                    break
+                if fut in late:
+                    continue
+                c.backed_up = True
+                self._drop(fut, c)
+                slow.append(fut)
         self._dirty = True
         return late, slow
-
-    def mark_backed_up(self, fut: Any) -> None:
-        """``fut`` is itself a backup, or the item already has one: no (further) copy."""
-        c = self.clocks.get(fut)
-        if c is not None:
-            c.backed_up = True
-            self._dirty = True
 
 
 def item_deadline(graph: Graph, tasks: Sequence[int], default: float | None) -> float | None:

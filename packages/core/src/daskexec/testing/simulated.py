@@ -46,9 +46,11 @@ Caveats
 - A call's run time is its CPU time in the simulator thread: a call that
   sleeps or waits costs no virtual time (use :func:`spend` to give a task a
   simulated cost).  Calls run one at a time, in the order they start.
-- The work items' own timestamps (``ComputeStats.items``) and the
-  scheduler's task timings are real time, not virtual: the scheduler packs
-  work from the real run times.
+- A work item times its own run with the call's simulated run time (its
+  CPU time at the platform's speed, plus :func:`spend`, times a straggler's
+  slowdown), so the scheduler packs work from what it costs on the
+  platform; but the items' timestamps (``ComputeStats.items``) and the
+  scheduler's own clock (backups, ``item_timeout``) are real time.
 - The scheduler's batching ``timeout`` is real time: while the driver waits
   on it, the clock may jump past events the real driver would have waited
   less for.
@@ -68,6 +70,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from daskexec import _worker
 from daskexec.engine import EngineInfo
 from daskexec.kit import EagerMap
 from daskexec.testing._clock import VirtualClock
@@ -127,7 +130,7 @@ def spend(seconds: float) -> None:
     Inside a :class:`SimulatedExecutor` call, the invocation's virtual run
     time grows by ``seconds`` and no real time passes; anywhere else this
     sleeps for ``seconds``, so the same task runs on a real executor.
-    The scheduler does not see this time in its own task timings.
+    The work item's own timing (what the scheduler packs from) includes it.
     """
     if seconds < 0:
         raise ValueError(f"seconds must be >= 0, got {seconds!r}")
@@ -136,6 +139,18 @@ def spend(seconds: float) -> None:
         time.sleep(seconds)
     else:
         _task.extra = extra + seconds
+
+
+def _call_clock() -> float:
+    """Seconds of the running call in simulated time; real time outside a call.
+
+    Installed as the work items' clock (``daskexec._worker.item_clock``).
+    """
+    extra = getattr(_task, "extra", None)
+    if extra is None:
+        return time.perf_counter()
+    cpu: float = (time.thread_time() - _task.cpu0) * _task.speed
+    return (cpu + extra) * _task.slowdown  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -299,6 +314,7 @@ class SimulatedExecutor(EagerMap, concurrent.futures.Executor):
         if workers is not None:
             overrides["concurrency"] = workers
         self.platform = replace(platform, **overrides) if overrides else platform
+        _worker.item_clock = _call_clock
         self.clock = VirtualClock(follow_driver)
         self.clock.watch()
         self._store = store
@@ -613,7 +629,9 @@ class SimulatedExecutor(EagerMap, concurrent.futures.Executor):
         straggler = rng.random() < p.straggler_rate
         where = rng.random()
         _task.extra = 0.0
-        cpu = time.thread_time()
+        _task.speed = p.speed
+        _task.slowdown = p.straggler_slowdown if straggler else 1.0
+        cpu = _task.cpu0 = time.thread_time()
         try:
             call.outcome = (True, call.fn())
         except BaseException as exc:  # a BaseException too comes back on the future
