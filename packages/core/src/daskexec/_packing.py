@@ -128,17 +128,24 @@ def root_families(
         return k
 
     open_: set[int] = set()
+    seen: set[int] = set()  # each consumer once: a wide reduction takes every root
     for r in parent:
         consumers = dependents[r]
         if not consumers:
             open_.add(r)
         for c in consumers:
-            deps = dependencies[c]
-            if local[c] or any(d not in parent or group[d] != group[r] for d in deps):
-                open_.add(r)  # its value leaves anyway: a consumer needs something else
+            if c in seen:
                 continue
+            seen.add(c)
+            deps = dependencies[c]
+            g = group[r]
+            if local[c] or any(d not in parent or group[d] != g for d in deps):
+                # their values leave anyway: a consumer needs something else
+                open_.update(d for d in deps if d in parent)
+                continue
+            x = find(r)
             for d in deps:
-                x, y = find(r), find(d)
+                y = find(d)
                 if x != y:
                     parent[y] = x
     members: dict[int, list[int]] = {}
