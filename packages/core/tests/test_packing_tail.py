@@ -8,7 +8,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from dask import delayed
 from dask._task_spec import Task
 
 import daskexec

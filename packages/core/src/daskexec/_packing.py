@@ -166,34 +166,39 @@ def root_families(
 def close_over_dependents(
     members: list[int],
     dependents: Sequence[tuple[int, ...]],
-    dependencies: Sequence[tuple[int, ...]],
     can_join: Callable[[int], bool],
-    available: Callable[[int], bool],
+    missing: Sequence[int],
     limit: int,
     fan_out: bool = False,
 ) -> list[int]:
     """Add to ``members`` every sole consumer whose inputs are all inside or available.
 
-    ``can_join(key)`` says whether a task may run remotely and is not yet
-    placed; ``available(key)`` whether a key's value is already in hand.
-    With ``fan_out``, consumers of tasks that have several join too: for an
-    engine whose round trip costs far more than the tasks, one more round
-    costs more than the parallelism it would buy.  Returns the tasks added,
-    at most ``limit``.
+    ``can_join(task)`` says whether a task may run remotely and is not yet
+    placed; ``missing[task]`` counts its inputs not yet in hand, so a
+    consumer may join once that many of its inputs are inside (a reduction
+    over thousands of inputs is not scanned again for every item).  With
+    ``fan_out``, consumers of tasks that have several join too: for an engine
+    whose round trip costs far more than the tasks, one more round costs more
+    than the parallelism it would buy.  Returns the tasks added, at most
+    ``limit``.
     """
     inside = set(members)
+    count: dict[int, int] = {}  # consumer -> its inputs inside
+    asked: set[int] = set()  # consumers a sole-consumed input (or fan_out) lets join
     added: list[int] = []
     frontier: Iterable[int] = members
-    while frontier and len(added) < limit:
+    while frontier:
         nxt: list[int] = []
         for key in frontier:
             consumers = dependents[key]
-            if len(consumers) != 1 and not fan_out:
-                continue
+            sole = fan_out or len(consumers) == 1
             for dep in consumers:
                 if dep in inside or not can_join(dep):
                     continue
-                if all(d in inside or available(d) for d in dependencies[dep]):
+                n = count[dep] = count.get(dep, 0) + 1
+                if sole:
+                    asked.add(dep)
+                if n == missing[dep] and dep in asked:
                     inside.add(dep)
                     added.append(dep)
                     nxt.append(dep)

@@ -531,19 +531,10 @@ class Run:
     def _can_join(self, i: int) -> bool:
         return self.status[i] == WAITING and not self.local[i]
 
-    def _available(self, i: int) -> bool:
-        return self.status[i] == DONE
-
     def _build_item(self, members: list[int], fan_out: bool = False) -> _packing.Built:
         g = self.g
         extra = _packing.close_over_dependents(
-            members,
-            g.dependents,
-            g.deps,
-            self._can_join,
-            self._available,
-            1_000_000,
-            fan_out,
+            members, g.dependents, self._can_join, self.missing, 1_000_000, fan_out
         )
         tasks = members + extra
         if extra:
