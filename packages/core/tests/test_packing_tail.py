@@ -39,6 +39,7 @@ def test_an_unmeasured_large_batch_goes_out_in_smaller_items() -> None:
     assert pack_size(small, workers, 1.0, None) == HEDGE - 1  # the spread
     assert pack_size(500_000, workers, 1.0, None) == math.ceil(500 / 4)
     assert pack_size(500_000, workers, 1e-4, None) == 1  # a cheap engine probes
+    assert pack_size(1000, 2, 0.5, None) == 500  # two workers: one item each
 
 
 def slow_leaf(i: int) -> int:
