@@ -382,6 +382,34 @@ def measure_simulated(g: Graph, platform: Any, memory: bool, ablate: bool) -> Si
     return row
 
 
+def platform_floor(
+    platform: Any, counts: tuple[int, ...] = (1, 10, 100, 1000), seeds: int = 5
+) -> dict[int, float]:
+    """Median virtual seconds for ``n`` no-op calls submitted at once, driver not counted.
+
+    What the platform alone costs a round of ``n`` invocations (the invoke
+    rate, the slowest of ``n`` latencies and cold starts): no scheduler, and
+    no driver, can run a graph that needs ``n`` calls at once faster.
+    """
+    import concurrent.futures
+
+    from daskexec.testing.simulated import SimulatedExecutor
+
+    floor: dict[int, float] = {}
+    for n in counts:
+        times = []
+        for seed in range(seeds):
+            ex = SimulatedExecutor(platform, seed=seed, follow_driver=False)
+            try:
+                t0 = ex.now()
+                concurrent.futures.wait([ex.submit(int, i) for i in range(n)])
+                times.append(ex.now() - t0)
+            finally:
+                ex.shutdown()
+        floor[n] = statistics.median(times)
+    return floor
+
+
 # -- command line ---------------------------------------------------------------------
 
 
@@ -473,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         sim_rows.sort(key=lambda r: (r.size, GRAPHS.index(r.graph)))
         command = f"{old_command.strip()}` then `{command.strip()}"
     info = scale_report.machine(command.strip(), took)
+    if "sim" in parts:
+        info["platform_floor"] = platform_floor(platform)
     args.out.mkdir(parents=True, exist_ok=True)
     scale_report.write_markdown(real_rows, sim_rows, info, args.platform, args.out / f"{stem}.md")
     with contextlib.suppress(TypeError):

@@ -96,7 +96,9 @@ def summary(real: list[RealRow], sim: list[SimRow]) -> str:
             f"With leaves that cost 100 ms each (`tree-100ms`), the {c.tasks:,}-task tree "
             f"takes {c.wall:.1f} virtual seconds, {c.ratio:.2f}x the larger bound "
             f"({c.bound:.1f} s, the work over 1,000 workers), with {c.peak_concurrency:,} "
-            f"invocations running at the peak."
+            f"invocations running at the peak"
+            + ("" if _gap(c) == "-" else f"; the gap: {_gap(c)}")
+            + "."
         )
     return " ".join(parts)
 
@@ -193,6 +195,22 @@ def write_markdown(
                 for r in sim
             ],
         )
+        floor = info.get("platform_floor")
+        if floor:
+            lines += [
+                "",
+                "### What the platform alone costs a round of calls",
+                "",
+                "Median virtual seconds (5 seeds) for n no-op calls submitted at once, the "
+                "driver not counted: the invoke rate, the slowest of n invocation latencies "
+                "and cold starts. No scheduler can run a graph needing n calls at once in "
+                "less; the critical-path bound above counts one mean latency only.",
+                "",
+            ]
+            lines += _table(
+                ["calls at once", *(f"{int(n):,}" for n in floor)],
+                [["virtual seconds", *(f"{v:.2f} s" for v in floor.values())]],
+            )
         lines += [
             "",
             "### The driver on the simulated platform",
