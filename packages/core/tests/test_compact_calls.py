@@ -14,6 +14,7 @@ import operator
 import pickle
 import subprocess
 import sys
+import threading
 import types
 from collections.abc import Hashable
 from typing import Any
@@ -181,16 +182,19 @@ def _module(name: str) -> dict[str, Any]:
 
 def test_the_table_holds_main_functions_by_value() -> None:
     main = _module("__main__")
-    dsk: dict[Hashable, Any] = {"a": (main["triple"], 2), "b": (main["Scale"](5), "a")}
-    shared, _ = _encoded(_item(dsk, ["b"], {}))
+    dsk: dict[Hashable, Any] = {"a": (main["triple"], 2), "b": (main["Scale"], "a")}
+    # a callable instance holds data of its own: it travels in its item, not the table
+    dsk["c"] = (main["Scale"](5), "a")
+    shared, _ = _encoded(_item(dsk, ["b", "c"], {}))
     loader = (
         "import sys, pickle; table = pickle.loads(sys.stdin.buffer.read()); "
-        "print(table[0](2), table[1](3))"
+        "print(table[0](2), table[1](3).k, any(type(f).__name__ == 'Scale' for f in table))"
     )
     done = subprocess.run(
         [sys.executable, "-c", loader], input=shared, capture_output=True, timeout=120
     )
-    assert done.returncode == 0 and done.stdout.split() == [b"6", b"15"], done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [b"6", b"3", b"False"], done.stdout
 
 
 def test_main_and_driver_only_functions_over_a_process_pool() -> None:
@@ -204,3 +208,15 @@ def test_main_and_driver_only_functions_over_a_process_pool() -> None:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
         assert daskexec.ExecutorScheduler(pool)(dsk, keys) == dask.get(dsk, keys)
+
+
+def test_a_function_that_cannot_be_pickled_names_a_task_using_it() -> None:
+    from daskexec._transport._submit import encode_batch
+    from daskexec.stats import ComputeStats
+
+    lock = threading.Lock()
+    dsk: dict[Hashable, Any] = {("ok", 0): (operator.neg, 1)}
+    dsk["holds-a-lock"] = (lambda x: (lock, x)[1], ("ok", 0))
+    item = _item(dsk, ["holds-a-lock"], {})
+    with pytest.raises(daskexec.SerializationError, match="task 'holds-a-lock' cannot be"):
+        encode_batch([(item, [("ok", 0), "holds-a-lock"])], "test", ComputeStats())

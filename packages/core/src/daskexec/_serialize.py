@@ -33,6 +33,10 @@ from typing import Any
 import cloudpickle
 
 _SHARED_TYPES = (types.FunctionType, functools.partial)
+#: The functions of calls (``_worker``) that go to the table: besides the above,
+#: builtins and classes, small and common to many tasks.  Any other callable
+#: (an instance holding data of its own) travels in the items that use it.
+TABLED = frozenset({*_SHARED_TYPES, types.BuiltinFunctionType, type})
 
 
 def dumps(obj: Any) -> bytes:

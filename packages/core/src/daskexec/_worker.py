@@ -21,7 +21,8 @@ built for it, in the driver or here.
 Items for out-of-process engines travel as two byte strings: the functions
 the whole batch shares, pickled once, and the item itself
 (:func:`encode_item`), in three pickles: its plan (each call with its
-function's index in the table, each node's place; the exports, what to free
+function's index in the table, or the callable itself if it is not a function,
+builtin or class; each node's place; the exports, what to free
 when, the reference inputs, what to checkpoint), its inputs, and its nodes
 and checkpoint store.  A plan of calls whose keys and arguments are atoms,
 and inputs of plain values, pickle without any Python code per object; the
@@ -316,12 +317,13 @@ def _sizeof(value: Any) -> int:
 def encode_item(encoder: _serialize.BatchEncoder, item: WorkItem) -> bytes:
     """``item`` pickled for :func:`_load`, its functions in ``encoder``'s table."""
     index = encoder.index
-    plan: list[tuple[Any, int, tuple[Any, ...], tuple[int, ...]] | None] = []
+    tabled = _serialize.TABLED
+    plan: list[tuple[Any, Any, tuple[Any, ...], tuple[int, ...]] | None] = []
     nodes: list[GraphNode] = []
     for task in item.tasks:
         if isinstance(task, tuple):
             key, func, args, refs = task
-            plan.append((key, index(func, key), args, refs))
+            plan.append((key, index(func, key) if type(func) in tabled else func, args, refs))
         else:
             plan.append(None)
             nodes.append(task)
@@ -334,7 +336,9 @@ def _decode(compute: str, shared: bytes, blob: bytes) -> WorkItem:
     (plan, exports, free_after, ref_keys, save), inputs, (nodes, checkpoint) = parts
     given = iter(nodes)
     tasks: list[GraphNode | Call] = [
-        next(given) if step is None else (step[0], table[step[1]], step[2], step[3])
+        next(given)
+        if step is None
+        else (step[0], table[step[1]] if type(step[1]) is int else step[1], step[2], step[3])
         for step in plan
     ]
     return WorkItem(tasks, inputs, exports, free_after, ref_keys, checkpoint, save)
