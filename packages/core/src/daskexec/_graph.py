@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import types
 from array import array
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,10 +103,25 @@ class Graph:
 
     def runnable(self, i: int) -> GraphNode | Call:
         """What a work item carries to run task ``i``: a call for a ``CALL`` task, else its node."""
-        if self.kinds[i] == CALL and i not in self.replaced:
-            key = self.keys[i]
-            return compact_call(key, self.source[key], self.source, len(self.deps[i]))
-        return self.node(i)
+        return self.runnables((i,))[0]
+
+    def runnables(self, tasks: Iterable[int]) -> list[GraphNode | Call]:
+        """:meth:`runnable` of each of ``tasks``."""
+        kinds, replaced, keys, source, deps = (
+            self.kinds,
+            self.replaced,
+            self.keys,
+            self.source,
+            self.deps,
+        )
+        out: list[GraphNode | Call] = []
+        for i in tasks:
+            if kinds[i] == CALL and i not in replaced:
+                key = keys[i]
+                out.append(compact_call(key, source[key], source, len(deps[i])))
+            else:
+                out.append(self.node(i))
+        return out
 
     @property
     def nodes(self) -> NodesView:

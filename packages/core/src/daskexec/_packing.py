@@ -239,7 +239,7 @@ def make_item(
     item consumes, and with ``export_all`` (callbacks want every value)
     everything.  A value used only inside is dropped after its last use.  The
     worker knows tasks by their keys; a legacy ``CALL`` task travels as a call,
-    not a node (``Graph.runnable``).
+    not a node (``Graph.runnables``).
     """
     keys = g.keys
     deps_of = g.deps
@@ -273,7 +273,7 @@ def make_item(
                 frees[i].append(keys[dep])
         free_after = [tuple(f) for f in frees]
     item = WorkItem(
-        tasks=[g.runnable(t) for t in tasks],
+        tasks=g.runnables(tasks),
         inputs=inputs,
         exports=[keys[t] for t in exports],
         free_after=free_after,

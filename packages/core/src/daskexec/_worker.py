@@ -320,10 +320,17 @@ def encode_item(encoder: _serialize.BatchEncoder, item: WorkItem) -> bytes:
     tabled = _serialize.TABLED
     plan: list[tuple[Any, Any, tuple[Any, ...], tuple[int, ...]] | None] = []
     nodes: list[GraphNode] = []
+    known: dict[int, int] = {}  # id -> index, for this item (the table keeps func alive)
     for task in item.tasks:
         if isinstance(task, tuple):
             key, func, args, refs = task
-            plan.append((key, index(func, key) if type(func) in tabled else func, args, refs))
+            if type(func) in tabled:
+                f = known.get(id(func))
+                if f is None:
+                    f = known[id(func)] = index(func, key)
+                plan.append((key, f, args, refs))
+            else:
+                plan.append(task)
         else:
             plan.append(None)
             nodes.append(task)
