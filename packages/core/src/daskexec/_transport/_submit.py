@@ -99,31 +99,36 @@ def encode(
             except Exception:
                 culprit = key
                 break
-        raise _unpicklable(culprit, name, exc) from exc
+        raise _unpicklable(f"task {culprit!r}", name, exc) from exc
 
 
-def _unpicklable(key: Hashable, name: str, exc: Exception) -> SerializationError:
+def _unpicklable(what: str, name: str, exc: Exception) -> SerializationError:
     return SerializationError(
-        f"daskexec: task {key!r} cannot be serialized to run on the "
+        f"daskexec: {what} cannot be serialized to run on the "
         f"{name} engine, which runs tasks in other processes "
         f"({type(exc).__name__}: {exc}); make its function and arguments "
         "picklable, or use an in-process executor such as ThreadPoolExecutor"
     )
 
 
-def _shared(encoder: _serialize.BatchEncoder, first: Hashable, name: str) -> bytes:
-    """The pickled function table; an error names a task whose function cannot be pickled."""
+def _shared(encoder: _serialize.BatchEncoder, keys: list[Hashable], name: str) -> bytes:
+    """The pickled function table; an error names a task whose function cannot be pickled.
+
+    The task is known for a call's function; for a function met inside a
+    node or a value, the message shows the first item's ``keys``.
+    """
     try:
         return encoder.shared()
     except Exception as exc:
-        culprit = first
+        what = f"a function of one of the tasks {shown(keys)}"
         for func, user in zip(encoder.functions(), encoder.users, strict=True):
             try:
                 _serialize.dumps(func)
             except Exception:
-                culprit = first if user is None else user
+                if user is not None:
+                    what = f"task {user!r}"
                 break
-        raise _unpicklable(culprit, name, exc) from exc
+        raise _unpicklable(what, name, exc) from exc
 
 
 def encode_batch(
@@ -136,7 +141,7 @@ def encode_batch(
     begin = time.time()
     encoder = _serialize.BatchEncoder()
     blobs = [encode(encoder, item, keys, name) for item, keys in items]
-    shared = _shared(encoder, items[0][1][0], name)
+    shared = _shared(encoder, items[0][1], name)
     stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
     stats.driver_spans.append(("serialization", begin, time.time()))
     return shared, blobs
