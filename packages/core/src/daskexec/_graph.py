@@ -13,14 +13,18 @@ Nodes are not copied: a task-spec node is the caller's own object, and a
 legacy tuple is converted to one (by Dask's own ``convert_legacy_task``)
 only when its work item is built, then dropped with the item.  Telling a
 legacy task's dependencies needs no conversion in the common form, a
-function and arguments that are keys or plain values.
+function and arguments that are keys or plain values (kind ``CALL``), and
+running one needs no node either: its work item carries it as a *call*, the
+plain tuple ``(key, func, args, refs)`` where ``refs`` lists the positions
+of the arguments that are keys (``Graph.runnable``).  Callbacks still see
+nodes (``Graph.node``, ``Graph.nodes``).
 """
 
 from __future__ import annotations
 
 import types
 from array import array
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +49,9 @@ from daskexec.errors import GraphCycleError, MissingKeyError
 #: task given in the legacy form ``(func, *args)`` with arguments that are keys
 #: or plain values: a ``TASK`` whose node is built without Dask's conversion.
 TASK, DATA, ALIAS, BOOKKEEPING, FINALIZE, CALL = range(6)
+
+#: A legacy task as a work item runs it: key, function, arguments, positions of keys.
+Call = tuple[Hashable, Callable[..., Any], tuple[Any, ...], tuple[int, ...]]
 
 #: Argument types of a legacy task that are plain values unless they are keys.
 _ATOMS = frozenset({int, float, bool, str, bytes, type(None), complex})
@@ -93,6 +100,28 @@ class Graph:
         if self.kinds[i] == CALL:
             return _call_node(key, self.source[key], self.source)
         return _as_node(key, self.source[key], self.source)
+
+    def runnable(self, i: int) -> GraphNode | Call:
+        """What a work item carries to run task ``i``: a call for a ``CALL`` task, else its node."""
+        return self.runnables((i,))[0]
+
+    def runnables(self, tasks: Iterable[int]) -> list[GraphNode | Call]:
+        """:meth:`runnable` of each of ``tasks``."""
+        kinds, replaced, keys, source, deps = (
+            self.kinds,
+            self.replaced,
+            self.keys,
+            self.source,
+            self.deps,
+        )
+        out: list[GraphNode | Call] = []
+        for i in tasks:
+            if kinds[i] == CALL and i not in replaced:
+                key = keys[i]
+                out.append(compact_call(key, source[key], source, len(deps[i])))
+            else:
+                out.append(self.node(i))
+        return out
 
     @property
     def nodes(self) -> NodesView:
@@ -293,6 +322,33 @@ def _call_node(key: Hashable, value: tuple[Any, ...], source: Mapping[Hashable, 
         for a in value[1:]
     ]
     return Task(key, value[0], *args)
+
+
+def compact_call(
+    key: Hashable, value: tuple[Any, ...], source: Mapping[Hashable, Any], ndeps: int
+) -> Call:
+    """The call ``(key, func, args, refs)`` running a legacy task that ``_simple_call``
+    accepted, with ``ndeps`` dependencies: ``refs`` are the positions in ``args`` of
+    keys (what ``_call_node`` makes ``TaskRef`` of), to be replaced by their values."""
+    args = value[1:]
+    if not ndeps:
+        refs: tuple[int, ...] = ()
+    elif ndeps == len(args):  # as many distinct keys as arguments: every one is a key
+        refs = _every(ndeps)
+    else:
+        refs = tuple(
+            j
+            for j, a in enumerate(args)
+            if (type(a) is tuple or type(a) in _KEYABLE) and a in source
+        )
+    return (key, value[0], args, refs)
+
+
+_EVERY = [tuple(range(n)) for n in range(8)]
+
+
+def _every(n: int) -> tuple[int, ...]:
+    return _EVERY[n] if n < len(_EVERY) else tuple(range(n))
 
 
 def prepare(dsk: Any, keys: Any) -> Graph:

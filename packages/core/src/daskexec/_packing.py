@@ -238,7 +238,8 @@ def make_item(
     the transport to resolve.  Exported: the outputs, what a task outside the
     item consumes, and with ``export_all`` (callbacks want every value)
     everything.  A value used only inside is dropped after its last use.  The
-    worker knows tasks by their keys.
+    worker knows tasks by their keys; a legacy ``CALL`` task travels as a call,
+    not a node (``Graph.runnables``).
     """
     keys = g.keys
     deps_of = g.deps
@@ -272,7 +273,7 @@ def make_item(
                 frees[i].append(keys[dep])
         free_after = [tuple(f) for f in frees]
     item = WorkItem(
-        tasks=[g.node(t) for t in tasks],
+        tasks=g.runnables(tasks),
         inputs=inputs,
         exports=[keys[t] for t in exports],
         free_after=free_after,

@@ -7,6 +7,15 @@ item.  Instead a :class:`BatchEncoder` pickles every item with a persistent
 id for each function, collects the functions in one table, and pickles that
 table once; every item of the batch carries the same table bytes, and a
 worker unpickles a table once and keeps it for the next items of the batch.
+
+Most of an item is plain data: keys, atoms as arguments, the indices of its
+functions in the table.  :meth:`BatchEncoder.encode_parts` pickles such a
+part with the C pickler and no Python call per object (the persistent-id
+hook is one per object, and was most of a small item's cost); the first
+object that is not an atom or a builtin container stops it, and the part is
+pickled again as :meth:`BatchEncoder.encode` does.  Nothing therefore
+travels by reference that cloudpickle would send by value (a function of
+``__main__``): the plain pickle holds no reference to any module.
 """
 
 from __future__ import annotations
@@ -18,11 +27,16 @@ import pickle
 import threading
 import types
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import cloudpickle
 
 _SHARED_TYPES = (types.FunctionType, functools.partial)
+#: The functions of calls (``_worker``) that go to the table: besides the above,
+#: builtins and classes, small and common to many tasks.  Any other callable
+#: (an instance holding data of its own) travels in the items that use it.
+TABLED = frozenset({*_SHARED_TYPES, types.BuiltinFunctionType, type})
 
 
 def dumps(obj: Any) -> bytes:
@@ -104,31 +118,31 @@ def _same_function(obj: Any) -> Any:
 
 
 class _ItemPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(
-        self, file: io.BytesIO, table: list[Any], index: dict[int, int], alike: dict[Any, int]
-    ) -> None:
+    def __init__(self, file: io.BytesIO, encoder: BatchEncoder) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._table = table
-        self._index = index
-        self._alike = alike
+        self._encoder = encoder
 
     def persistent_id(self, obj: Any) -> int | None:
         if type(obj) in _SHARED_TYPES:
-            i = self._index.get(id(obj))
-            if i is not None:
-                return i
-            same = _same_function(obj)
-            if same is not None:
-                i = self._alike.get(same)
-                if i is not None:
-                    return i
-            i = len(self._table)
-            self._index[id(obj)] = i  # the table keeps obj alive: its id stays its own
-            self._table.append(obj)
-            if same is not None:
-                self._alike[same] = i
-            return i
+            return self._encoder.index(obj)
         return None
+
+
+class _NotPlain(Exception):
+    pass
+
+
+class _PlainPickler(pickle.Pickler):
+    """The C pickler for atoms and builtin containers only.
+
+    The C pickler saves ``None``, ``bool``, ``int``, ``float``, ``str``,
+    ``bytes``, ``bytearray``, ``tuple``, ``list``, ``dict``, ``set`` and
+    ``frozenset`` (exact types) itself; it asks ``reducer_override`` about
+    anything else, which refuses.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise _NotPlain
 
 
 class BatchEncoder:
@@ -138,12 +152,53 @@ class BatchEncoder:
         self._table: list[Any] = []
         self._index: dict[int, int] = {}
         self._alike: dict[Any, int] = {}
+        #: for each function of the table, the key of a task that uses it (None: unknown)
+        self.users: list[Any] = []
+
+    def index(self, obj: Any, user: Any = None) -> int:
+        """The place of the function ``obj`` in the table (added if new); ``user``: a task's key."""
+        i = self._index.get(id(obj))
+        if i is not None:
+            return i
+        same = _same_function(obj)
+        if same is not None:
+            i = self._alike.get(same)
+            if i is not None:
+                return i
+        i = len(self._table)
+        self._index[id(obj)] = i  # the table keeps obj alive: its id stays its own
+        self._table.append(obj)
+        self.users.append(user)
+        if same is not None:
+            self._alike[same] = i
+        return i
 
     def encode(self, item: Any) -> bytes:
         """Pickle ``item``; its functions go to the shared table instead."""
         buf = io.BytesIO()
-        _ItemPickler(buf, self._table, self._index, self._alike).dump(item)
+        _ItemPickler(buf, self).dump(item)
         return buf.getvalue()
+
+    def encode_parts(self, parts: Sequence[Any]) -> bytes:
+        """The pickles of ``parts``, one after the other (see :func:`loads_parts`).
+
+        A part of atoms and builtin containers only is pickled plainly by the C
+        pickler; any other as :meth:`encode` does.
+        """
+        out: list[bytes] = []
+        for part in parts:
+            buf = io.BytesIO()
+            try:
+                _PlainPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(part)
+            except _NotPlain:
+                buf = io.BytesIO()
+                _ItemPickler(buf, self).dump(part)
+            out.append(buf.getvalue())
+        return b"".join(out)
+
+    def functions(self) -> list[Any]:
+        """The table: every function seen so far, in order."""
+        return self._table
 
     def shared(self) -> bytes:
         """The pickled table of functions, to send with every item of the batch."""
@@ -194,3 +249,10 @@ def _table(compute: str, shared: bytes) -> list[Any]:
 def loads_item(compute: str, shared: bytes, blob: bytes) -> Any:
     """Inverse of :meth:`BatchEncoder.encode` given the batch's shared table."""
     return _ItemUnpickler(io.BytesIO(blob), _table(compute, shared)).load()
+
+
+def loads_parts(compute: str, shared: bytes, blob: bytes, n: int) -> tuple[list[Any], list[Any]]:
+    """Inverse of :meth:`BatchEncoder.encode_parts` of ``n`` parts: the parts and the table."""
+    table = _table(compute, shared)
+    buf = io.BytesIO(blob)
+    return [_ItemUnpickler(buf, table).load() for _ in range(n)], table

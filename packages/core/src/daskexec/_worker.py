@@ -12,9 +12,22 @@ failing key, the exception, the formatted traceback): anything the executor
 itself raises is therefore an engine failure (a lost worker, a timeout),
 which the scheduler may retry, never a task's own error.
 
+A task is a task-spec node, or for a legacy task ``(func, *args)`` whose
+arguments are keys or plain values a *call*: the plain tuple ``(key, func,
+args, refs)``, run as ``func(*args)`` with the arguments at the positions
+``refs`` replaced by the values of the keys they are.  No Dask ``Task`` is
+built for it, in the driver or here.
+
 Items for out-of-process engines travel as two byte strings: the functions
-the whole batch shares, pickled once, and the item itself, whose references
-to those functions are persistent ids (see ``_serialize``).
+the whole batch shares, pickled once, and the item itself
+(:func:`encode_item`), in three pickles: its plan (each call with its
+function's index in the table, or the callable itself if it is not a function,
+builtin or class; each node's place; the exports, what to free
+when, the reference inputs, what to checkpoint), its inputs, and its nodes
+and checkpoint store.  A plan of calls whose keys and arguments are atoms,
+and inputs of plain values, pickle without any Python code per object; the
+rest as before, with persistent ids for the shared functions
+(see ``_serialize``).
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dask._task_spec import GraphNode
 from dask.sizeof import sizeof
@@ -36,18 +49,22 @@ from daskexec import _checkpoint, _serialize
 from daskexec._store import Handle, StoreClient, dump_value, load_value
 from daskexec.errors import SerializationError
 
+if TYPE_CHECKING:
+    from daskexec._graph import Call
+
 
 @dataclass
 class WorkItem:
     """Tasks to run in one invocation.
 
+    A task is a node or a call (see the module's docstring).
     ``free_after[i]`` lists the keys to drop after task ``i`` has run;
     ``exports`` the keys whose values go back (or stay remote as references).
     ``ref_keys`` names the inputs that arrive as positional values resolved by
     a reference engine, in order.
     """
 
-    tasks: list[GraphNode]
+    tasks: list[GraphNode | Call]
     inputs: dict[Any, Any]
     exports: list[Any]
     free_after: list[tuple[Any, ...]] = field(default_factory=list)
@@ -134,25 +151,36 @@ def run_item(item: WorkItem, cancel: threading.Event | None = None) -> ItemResul
     frees = item.free_after
     save = item.save
     n = 0
-    for i, node in enumerate(item.tasks):
+    for i, task in enumerate(item.tasks):
+        key = task[0] if isinstance(task, tuple) else task.key
         if cancel is not None and cancel.is_set():
-            return ItemResult(None, TaskFailure(node.key, Cancelled(), ""), 0.0, n)
-        deps = node.dependencies
+            return ItemResult(None, TaskFailure(key, Cancelled(), ""), 0.0, n)
         try:
-            values[node.key] = node({k: values[k] for k in deps} if deps else {})
+            if isinstance(task, tuple):
+                _, func, args, refs = task
+                if refs:
+                    given = list(args)
+                    for j in refs:
+                        given[j] = values[given[j]]
+                    values[key] = func(*given)
+                else:
+                    values[key] = func(*args)
+            else:
+                deps = task.dependencies
+                values[key] = task({k: values[k] for k in deps} if deps else {})
         except BaseException as exc:
             tb = _format(exc)
             partial = {k: values[k] for k in item.exports if k in values}
             seconds = clock() - start
-            failed = ItemResult(None, TaskFailure(node.key, exc, tb), seconds, n, partial)
+            failed = ItemResult(None, TaskFailure(key, exc, tb), seconds, n, partial)
             failed.ran, failed.finished = ran, time.time()
             return failed
         n += 1
-        if save and node.key in save:
+        if save and key in save:
             try:
-                _checkpoint.save(item.checkpoint, node.key, save[node.key], values[node.key])
+                _checkpoint.save(item.checkpoint, key, save[key], values[key])
             except Exception as exc:
-                failed = ItemResult(None, TaskFailure(node.key, exc, _format(exc), "dump"), 0, n)
+                failed = ItemResult(None, TaskFailure(key, exc, _format(exc), "dump"), 0, n)
                 failed.ran, failed.finished = ran, time.time()
                 return failed
         if frees:
@@ -286,10 +314,47 @@ def _sizeof(value: Any) -> int:
         return 0
 
 
+def encode_item(encoder: _serialize.BatchEncoder, item: WorkItem) -> bytes:
+    """``item`` pickled for :func:`_load`, its functions in ``encoder``'s table."""
+    index = encoder.index
+    tabled = _serialize.TABLED
+    plan: list[tuple[Any, Any, tuple[Any, ...], tuple[int, ...]] | None] = []
+    nodes: list[GraphNode] = []
+    known: dict[int, int] = {}  # id -> index, for this item (the table keeps func alive)
+    for task in item.tasks:
+        if isinstance(task, tuple):
+            key, func, args, refs = task
+            if type(func) in tabled:
+                f = known.get(id(func))
+                if f is None:
+                    f = known[id(func)] = index(func, key)
+                plan.append((key, f, args, refs))
+            else:
+                plan.append(task)
+        else:
+            plan.append(None)
+            nodes.append(task)
+    head = (plan, item.exports, item.free_after, item.ref_keys, item.save)
+    return encoder.encode_parts((head, item.inputs, (nodes, item.checkpoint)))
+
+
+def _decode(compute: str, shared: bytes, blob: bytes) -> WorkItem:
+    parts, table = _serialize.loads_parts(compute, shared, blob, 3)
+    (plan, exports, free_after, ref_keys, save), inputs, (nodes, checkpoint) = parts
+    given = iter(nodes)
+    tasks: list[GraphNode | Call] = [
+        next(given)
+        if step is None
+        else (step[0], table[step[1]] if type(step[1]) is int else step[1], step[2], step[3])
+        for step in plan
+    ]
+    return WorkItem(tasks, inputs, exports, free_after, ref_keys, checkpoint, save)
+
+
 def _load(payload: tuple[str, bytes, bytes]) -> WorkItem | ItemResult:
     compute, shared, blob = payload
     try:
-        item: WorkItem = _serialize.loads_item(compute, shared, blob)
+        item = _decode(compute, shared, blob)
     except BaseException as exc:
         tb = traceback.format_exc()
         failure = TaskFailure(None, _serialize.portable_exception(exc, tb), tb, "load")

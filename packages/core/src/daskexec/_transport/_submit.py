@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from daskexec import _serialize
-from daskexec._worker import ItemResult, WorkItem
+from daskexec._worker import ItemResult, WorkItem, encode_item
 from daskexec.engine import SubmitsMany, shut_down_state
 from daskexec.errors import SerializationError
 from daskexec.stats import ComputeStats
@@ -90,7 +90,7 @@ def encode(
 ) -> bytes:
     """Pickle ``item``; an error names the first task that cannot be pickled."""
     try:
-        return encoder.encode(item)
+        return encode_item(encoder, item)
     except Exception as exc:
         culprit = keys[0]
         for key, task in zip(keys, item.tasks, strict=False):
@@ -99,12 +99,36 @@ def encode(
             except Exception:
                 culprit = key
                 break
-        raise SerializationError(
-            f"daskexec: task {culprit!r} cannot be serialized to run on the "
-            f"{name} engine, which runs tasks in other processes "
-            f"({type(exc).__name__}: {exc}); make its function and arguments "
-            "picklable, or use an in-process executor such as ThreadPoolExecutor"
-        ) from exc
+        raise _unpicklable(f"task {culprit!r}", name, exc) from exc
+
+
+def _unpicklable(what: str, name: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"daskexec: {what} cannot be serialized to run on the "
+        f"{name} engine, which runs tasks in other processes "
+        f"({type(exc).__name__}: {exc}); make its function and arguments "
+        "picklable, or use an in-process executor such as ThreadPoolExecutor"
+    )
+
+
+def _shared(encoder: _serialize.BatchEncoder, keys: list[Hashable], name: str) -> bytes:
+    """The pickled function table; an error names a task whose function cannot be pickled.
+
+    The task is known for a call's function; for a function met inside a
+    node or a value, the message shows the first item's ``keys``.
+    """
+    try:
+        return encoder.shared()
+    except Exception as exc:
+        what = f"a function of one of the tasks {shown(keys)}"
+        for func, user in zip(encoder.functions(), encoder.users, strict=True):
+            try:
+                _serialize.dumps(func)
+            except Exception:
+                if user is not None:
+                    what = f"task {user!r}"
+                break
+        raise _unpicklable(what, name, exc) from exc
 
 
 def encode_batch(
@@ -117,7 +141,7 @@ def encode_batch(
     begin = time.time()
     encoder = _serialize.BatchEncoder()
     blobs = [encode(encoder, item, keys, name) for item, keys in items]
-    shared = encoder.shared()
+    shared = _shared(encoder, items[0][1], name)
     stats.bytes_sent += len(shared) * len(blobs) + sum(map(len, blobs))
     stats.driver_spans.append(("serialization", begin, time.time()))
     return shared, blobs
