@@ -351,6 +351,11 @@ def _decode(compute: str, shared: bytes, blob: bytes) -> WorkItem:
     return WorkItem(tasks, inputs, exports, free_after, ref_keys, checkpoint, save)
 
 
+def decode_item(payload: tuple[str, bytes, bytes]) -> WorkItem:
+    """The work item of an encoded payload ``(compute, shared table, item)``."""
+    return _decode(*payload)
+
+
 def _load(payload: tuple[str, bytes, bytes]) -> WorkItem | ItemResult:
     compute, shared, blob = payload
     try:

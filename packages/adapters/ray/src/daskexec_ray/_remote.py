@@ -135,15 +135,15 @@ def _output_failure(status: bytes, payload: Any, index: int, value: Any, exc: Ex
 
     The core names the task behind each output; until it offers a way for an
     engine to report "output ``index`` cannot be stored", this reads its
-    internals: the reference payload (``loads_item``'s arguments), the work
+    internals: the reference payload (``decode_item``'s argument), the work
     item's ``exports``, the status as a cloudpickled ``ItemResult`` and a
     ``TaskFailure`` of stage ``"dump"`` (reported once, never retried), as
     the core's own workers report a result they cannot pickle.
     """
     from daskexec import _serialize
-    from daskexec._worker import TaskFailure
+    from daskexec._worker import TaskFailure, decode_item
 
-    key = _serialize.loads_item(*payload).exports[index]
+    key = decode_item(payload).exports[index]
     kind = type(value)
     error = SerializationError(
         f"the result of task {key!r} (a {kind.__module__}.{kind.__qualname__}) cannot be "
